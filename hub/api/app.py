@@ -1,0 +1,61 @@
+"""Builds the FastAPI application from a Runtime."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+
+from hub.api.middleware import RequestContextMiddleware, RequestMetrics
+from hub.api.problems import install_problem_handlers
+from hub.api.routes import admin, clients, devidp, me, oauth, ops
+from hub.observability import configure_logging
+from hub.runtime import Runtime, build_runtime, set_runtime
+from hub.scheduler import InProcessScheduler
+from hub.settings import Settings
+
+
+def create_app(runtime: Runtime, *, start_scheduler: bool = False) -> FastAPI:
+    settings = runtime.settings
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        scheduler = InProcessScheduler() if start_scheduler else None
+        if scheduler is not None:
+            scheduler.start()
+        try:
+            yield
+        finally:
+            if scheduler is not None:
+                scheduler.stop()
+
+    app = FastAPI(
+        title="licence-hub",
+        summary="政务数据共享与电子证照交换中心 — government data-sharing and e-licence exchange hub",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    registry = CollectorRegistry()
+    app.state.metrics_registry = registry
+    app.add_middleware(RequestContextMiddleware, metrics=RequestMetrics(registry))
+    install_problem_handlers(app)
+    app.include_router(ops.router)
+    app.include_router(oauth.router)
+    app.include_router(clients.router)
+    app.include_router(admin.router)
+    app.include_router(me.router)
+    if settings.is_development:
+        app.include_router(devidp.router)
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """The uvicorn factory (``licence-hub serve``): settings from the environment."""
+    settings = Settings()
+    configure_logging(settings.log_level, json_lines=settings.log_json)
+    runtime = build_runtime(settings)
+    set_runtime(runtime)
+    return create_app(runtime, start_scheduler=settings.is_eager and settings.scheduler_enabled)

@@ -1,0 +1,101 @@
+"""FastAPI dependencies: the per-request unit of work and the one authorisation dependency."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from hub.identity import service as identity
+from hub.identity.errors import ScopeMissing, TokenMissing
+from hub.identity.models import Holder
+from hub.identity.oidc import verify_id_token
+from hub.identity.tokens import AccessClaims
+from hub.keys import service as keys
+from hub.runtime import Runtime
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+def get_session(runtime: RuntimeDep) -> Iterator[Session]:
+    """The one place a request commits: after the handler returns, before the response is sent."""
+    session = runtime.session_factory()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+# scope="function": the commit runs before the response leaves (DESIGN.md "no audit, no data").
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+
+_bearer = HTTPBearer(auto_error=False, description="Access token from POST /oauth/token")
+BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+def require_scope(scope: str | None) -> Any:
+    """Every department endpoint declares its scope through this, so the check lives in one place.
+
+    ``None`` accepts any valid access token (for endpoints every department may call).
+    """
+
+    def authorise(request: Request, session: SessionDep, runtime: RuntimeDep, credentials: BearerDep) -> AccessClaims:
+        if credentials is None:
+            raise TokenMissing("send 'Authorization: Bearer <access token>' from POST /oauth/token")
+        claims = identity.authenticate_bearer(session, runtime.settings, runtime.key_cache, credentials.credentials)
+        if scope is not None and scope not in claims.scopes:
+            raise ScopeMissing(scope)
+        request.state.caller = claims
+        return claims
+
+    return Depends(authorise)
+
+
+_holder_bearer = HTTPBearer(auto_error=False, description="OpenID Connect ID token of the holder")
+HolderBearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_holder_bearer)]
+
+
+def _holder_jwk_source(session: Session, runtime: Runtime) -> Callable[[str], dict[str, Any] | None]:
+    remote = runtime.holder_jwks
+    if remote is not None:
+        return remote.jwk
+    published = {
+        row.kid: row.public_jwk
+        for row in keys.published_keys(session, keys.DEV_IDP, timedelta(seconds=runtime.settings.key_overlap_seconds))
+    }
+    return published.get
+
+
+def current_holder(session: SessionDep, runtime: RuntimeDep, credentials: HolderBearerDep) -> Holder:
+    """The signed-in holder of a ``/v1/me/`` call (DESIGN.md §4: ID token as bearer)."""
+    if credentials is None:
+        raise TokenMissing("send 'Authorization: Bearer <ID token>' from the identity provider")
+    settings = runtime.settings
+    if settings.holder_issuer is None:
+        raise TokenMissing("no holder identity provider is configured (HUB_OIDC_ISSUER)")
+    identity_ = verify_id_token(
+        credentials.credentials,
+        issuer=settings.holder_issuer,
+        audience=settings.oidc_audience,
+        jwk_for_kid=_holder_jwk_source(session, runtime),
+    )
+    return identity.resolve_holder(
+        session, holder_type=identity_.holder_type, holder_code=identity_.holder_code, name=identity_.name
+    )
+
+
+HolderDep = Annotated[Holder, Depends(current_holder)]

@@ -1,0 +1,67 @@
+"""ASGI middleware: request ids, access logs and Prometheus metrics for every request."""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import time
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from hub.observability import request_id_var
+
+log = logging.getLogger("hub.access")
+_SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+class RequestMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.requests = Counter(
+            "hub_http_requests", "HTTP requests by route and status", ["method", "route", "status"], registry=registry
+        )
+        self.latency = Histogram(
+            "hub_http_request_duration_seconds", "HTTP request latency by route", ["method", "route"], registry=registry
+        )
+
+
+class RequestContextMiddleware:
+    """Takes a caller's X-Request-ID if well formed (else makes one) and echoes it back."""
+
+    def __init__(self, app: ASGIApp, metrics: RequestMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        supplied = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+        request_id = supplied if _SAFE_ID.match(supplied) else secrets.token_hex(8)
+        token = request_id_var.set(request_id)
+        scope.setdefault("state", {})["request_id"] = request_id
+        status = 500
+        started = time.perf_counter()
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", []).append((b"x-request-id", request_id.encode()))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - started
+            route: Any = scope.get("route")
+            path = getattr(route, "path", "unmatched")
+            self.metrics.requests.labels(scope["method"], path, str(status)).inc()
+            self.metrics.latency.labels(scope["method"], path).observe(elapsed)
+            log.info(
+                "request",
+                extra={"method": scope["method"], "route": path, "status": status, "ms": round(elapsed * 1000, 2)},
+            )
+            request_id_var.reset(token)

@@ -1,0 +1,96 @@
+"""One place that turns every failure into RFC 9457 problem+json: never a stack trace, never a secret."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from hub.errors import DomainError, InvalidInput, ServiceUnavailable
+
+log = logging.getLogger(__name__)
+PROBLEM_JSON = "application/problem+json"
+RETRY_AFTER_SECONDS = "5"
+
+
+class DatabaseUnavailable(ServiceUnavailable):
+    code = "database_unavailable"
+    title = "The database is unavailable; retry later"
+
+
+class InternalError(DomainError):
+    status = 500
+    code = "internal_error"
+    title = "Internal error"
+
+
+class RequestInvalid(InvalidInput):
+    code = "request_invalid"
+    title = "The request does not match the API schema"
+
+
+def problem_response(error: DomainError, request: Request) -> JSONResponse:
+    body = error.problem()
+    body["instance"] = request.url.path
+    if (rid := getattr(request.state, "request_id", None)) is not None:
+        body["request_id"] = rid
+    headers = dict(error.headers)
+    if error.status == 503:
+        headers.setdefault("Retry-After", RETRY_AFTER_SECONDS)
+    return JSONResponse(body, status_code=error.status, headers=headers, media_type=PROBLEM_JSON)
+
+
+def _http_code(status: int) -> str:
+    return {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large", 415: "unsupported_media_type"}.get(
+        status, f"http_{status}"
+    )
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    @app.exception_handler(DomainError)
+    async def domain_error(request: Request, exc: DomainError) -> JSONResponse:
+        if exc.status >= 500:
+            log.error("domain error", extra={"code": exc.code, "detail": exc.detail})
+        return problem_response(exc, request)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # Keep where and why, drop pydantic's "input" echo: it may contain secrets or ID numbers.
+        errors: list[dict[str, Any]] = [
+            {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
+            for e in exc.errors()
+        ]
+        first = errors[0] if errors else {"loc": [], "msg": "invalid"}
+        where = ".".join(str(p) for p in first["loc"])
+        return problem_response(RequestInvalid(f"{where}: {first['msg']}", errors=errors), request)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        error = DomainError(str(exc.detail))
+        error.status = exc.status_code  # type: ignore[misc]
+        error.code = _http_code(exc.status_code)  # type: ignore[misc]
+        error.title = str(exc.detail)  # type: ignore[misc]
+        error.headers.update(exc.headers or {})
+        return problem_response(error, request)
+
+    @app.exception_handler(OperationalError)
+    async def database_down(request: Request, exc: OperationalError) -> JSONResponse:
+        log.warning("database unavailable", extra={"error": type(exc.orig).__name__})
+        return problem_response(DatabaseUnavailable(), request)
+
+    @app.exception_handler(DBAPIError)
+    async def database_error(request: Request, exc: DBAPIError) -> JSONResponse:
+        if exc.connection_invalidated:
+            return problem_response(DatabaseUnavailable(), request)
+        log.error("database error", exc_info=exc)
+        return problem_response(InternalError("the request could not be completed"), request)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.error("unhandled error", exc_info=exc)
+        return problem_response(InternalError("the request could not be completed"), request)

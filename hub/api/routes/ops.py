@@ -1,0 +1,58 @@
+"""Operations: liveness, readiness of every backing service, Prometheus metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from kombu.connection import Connection
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+
+from hub.api.deps import RuntimeDep
+from hub.api.schemas import Health
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz")
+def healthz() -> Health:
+    """Liveness: the process answers."""
+    return Health(status="ok")
+
+
+def _check(name: str, checks: dict[str, str], probe: object) -> None:
+    try:
+        probe()  # type: ignore[operator]
+        checks[name] = "ok"
+    except Exception as exc:  # noqa: BLE001 - readiness reports any failure, by type only
+        checks[name] = f"unavailable: {type(exc).__name__}"
+
+
+@router.get("/readyz", responses={503: {"model": Health}})
+def readyz(runtime: RuntimeDep) -> JSONResponse:
+    """Readiness: database, object storage and broker all reachable."""
+    checks: dict[str, str] = {}
+
+    def database() -> None:
+        with runtime.engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
+            conn.execute(text("SELECT 1"))
+
+    def broker() -> None:
+        if runtime.settings.is_eager:
+            return
+        with Connection(runtime.settings.broker_url, connect_timeout=1) as conn:  # type: ignore[no-untyped-call]
+            conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=1)
+
+    _check("database", checks, database)
+    _check("storage", checks, runtime.storage.ping)
+    _check("broker", checks, broker)
+    ok = all(v == "ok" for v in checks.values())
+    body = Health(status="ok" if ok else "unavailable", checks=checks)
+    headers = {} if ok else {"Retry-After": "5"}
+    return JSONResponse(body.model_dump(), status_code=200 if ok else 503, headers=headers)
+
+
+@router.get("/metrics", response_class=Response)
+def metrics(request: Request) -> Response:
+    """Prometheus text exposition of this process's metrics."""
+    return Response(generate_latest(request.app.state.metrics_registry), media_type=CONTENT_TYPE_LATEST)

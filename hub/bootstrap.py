@@ -1,0 +1,31 @@
+"""``licence-hub init``: data directory, master key, schema, signing keys, bucket; safe to repeat."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hub import migrate
+from hub.keys import service as keys
+from hub.keys.masterkey import create_master_key_file
+from hub.runtime import Runtime
+from hub.storage import S3BlobStore
+
+
+def initialise(runtime: Runtime) -> dict[str, Any]:
+    """Create whatever is missing and report what was created; existing state is reused."""
+    settings = runtime.settings
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    report: dict[str, Any] = {"data_dir": str(settings.data_dir.resolve())}
+    if settings.master_key is None:
+        path = settings.resolved_master_key_file
+        report["master_key_file"] = str(path)
+        report["master_key_created"] = create_master_key_file(path)
+    migrate.upgrade(runtime.engine)
+    report["database"] = runtime.engine.url.render_as_string(hide_password=True)
+    with runtime.session_scope() as session:
+        report["keys_created"] = keys.ensure_keys(session, runtime.master_keys)
+    if isinstance(runtime.storage, S3BlobStore):
+        runtime.storage.ensure_bucket()
+    runtime.storage.ping()
+    report["storage"] = settings.resolved_storage_url.split("@")[-1]  # never print S3 credentials
+    return report

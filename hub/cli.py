@@ -1,0 +1,222 @@
+"""The ``licence-hub`` command line (DESIGN.md §7): init, serve, demo, worker, beat, admin."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from hub.errors import DomainError
+from hub.settings import Settings
+
+app = typer.Typer(no_args_is_help=True, help="licence-hub: 政务数据共享与电子证照交换中心")
+admin_app = typer.Typer(no_args_is_help=True, help="Departments, API clients and hub keys.")
+app.add_typer(admin_app, name="admin")
+console = Console(stderr=True)
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+
+
+def _runtime() -> Any:
+    from hub.runtime import get_runtime  # noqa: PLC0415 - keep `--help` fast
+
+    return get_runtime()
+
+
+def _emit(data: dict[str, Any], as_json: bool, title: str) -> None:
+    if as_json:
+        typer.echo(json.dumps(data, ensure_ascii=False, indent=2))
+        return
+    table = Table(title=title, show_header=False)
+    for key, value in data.items():
+        table.add_row(key, value if isinstance(value, str) else json.dumps(value, ensure_ascii=False))
+    Console().print(table)
+
+
+def _fail(error: DomainError) -> None:
+    # Escaped: rich would otherwise read "[invalid_uscc]" as a style tag and drop the code.
+    console.print(f"[red]error[/red] {escape(f'[{error.code}] {error.detail}')}")
+    raise typer.Exit(2)
+
+
+@app.command()
+def init(as_json: JsonOpt = False) -> None:
+    """Create the data directory, master key (0600), database schema and signing keys. Idempotent."""
+    from hub.bootstrap import initialise  # noqa: PLC0415
+
+    _emit(initialise(_runtime()), as_json, "licence-hub initialised")
+
+
+def _serve(host: str, port: int, workers: int) -> None:
+    import uvicorn  # noqa: PLC0415
+
+    settings = Settings()
+    if settings.is_eager and workers > 1:
+        console.print("[yellow]embedded mode runs one worker (in-process jobs and scheduler)[/yellow]")
+        workers = 1
+    uvicorn.run(
+        "hub.api.app:create_app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        access_log=False,
+        log_config=None,
+        proxy_headers=True,
+    )
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port")] = 8000,
+    workers: Annotated[int, typer.Option(help="API processes (distributed mode)")] = 1,
+) -> None:
+    """Run the HTTP API (initialises first, so a fresh directory just works)."""
+    from hub.bootstrap import initialise  # noqa: PLC0415
+
+    initialise(_runtime())
+    _serve(host, port, workers)
+
+
+@app.command()
+def demo(
+    host: Annotated[str, typer.Option(help="Address to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port")] = 8000,
+    credentials: Annotated[Path | None, typer.Option(help="Also write the demo credentials here")] = None,
+    seed_only: Annotated[bool, typer.Option(help="Seed and exit without serving")] = False,
+) -> None:
+    """Seed the fictional city of 临江市 once, print credentials and where to go, then serve."""
+    from hub.bootstrap import initialise  # noqa: PLC0415
+    from hub.demo import credentials_path, seed_demo  # noqa: PLC0415
+
+    runtime = _runtime()
+    initialise(runtime)
+    data, created = seed_demo(runtime)
+    if credentials is not None:
+        shutil.copyfile(credentials_path(runtime), credentials)
+        credentials.chmod(0o600)
+    base = f"http://{host}:{port}"
+    out = Console()
+    out.print(f"[bold]licence-hub demo[/bold] — {'seeded now' if created else 'reusing existing state'}")
+    table = Table("department", "code", "client_id", "client_secret", "scopes")
+    for d in data["departments"]:
+        table.add_row(d["name"], d["code"], d["client_id"], d.get("client_secret") or "-", d["scopes"])
+    out.print(table)
+    holders = Table("holder", "type", "code")
+    for h in data["holders"]:
+        holders.add_row(h["name"], h["type"], h["code"])
+    out.print(holders)
+    out.print(f"credentials file: {credentials_path(runtime)}")
+    out.print(f"API docs:      {base}/docs")
+    out.print(f"token:         curl -u CLIENT_ID:SECRET -d grant_type=client_credentials {base}/oauth/token")
+    out.print(
+        f'sign in:       curl -H \'content-type: application/json\' -d \'{{"holder_type":"111",'
+        f'"holder_code":"<code>","name":"<name>"}}\' {base}/dev/idp/token'
+    )
+    if not seed_only:
+        _serve(host, port, 1)
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[int, typer.Option(help="Worker processes")] = 2,
+    loglevel: Annotated[str, typer.Option(help="Celery log level")] = "INFO",
+) -> None:
+    """Run a Celery worker (distributed mode: HUB_BROKER_URL=redis://...)."""
+    from hub.jobs import celery_app  # noqa: PLC0415
+
+    celery_app.worker_main(["worker", f"--concurrency={concurrency}", f"--loglevel={loglevel}"])
+
+
+@app.command()
+def beat(loglevel: Annotated[str, typer.Option(help="Celery log level")] = "INFO") -> None:
+    """Run Celery beat for the periodic jobs (distributed mode)."""
+    from hub.jobs import celery_app  # noqa: PLC0415
+
+    celery_app.start(["beat", f"--loglevel={loglevel}", "--schedule=/tmp/licence-hub-beat-schedule"])
+
+
+@admin_app.command("create-department")
+def create_department(
+    code: Annotated[str, typer.Option(help="Unified social credit code (GB 32100)")],
+    name: Annotated[str, typer.Option(help="Department name, e.g. 临江市市场监督管理局")],
+    level: Annotated[str, typer.Option(help="national|provincial|municipal|county|township")] = "municipal",
+    area: Annotated[str, typer.Option(help="GB/T 2260 area code")] = "330100",
+    as_json: JsonOpt = False,
+) -> None:
+    """Register a department."""
+    from hub.identity import service as identity  # noqa: PLC0415
+
+    try:
+        with _runtime().session_scope() as session:
+            d = identity.create_department(session, code=code, name=name, level=level, area_code=area)
+            data = {"code": d.code, "name": d.name, "level": d.level, "area_code": d.area_code}
+    except DomainError as exc:
+        _fail(exc)
+    _emit(data, as_json, "department created")
+
+
+@admin_app.command("create-client")
+def create_client(
+    department: Annotated[str, typer.Option(help="Department USCC")],
+    scopes: Annotated[str, typer.Option(help='Space-separated, e.g. "licence:issue licence:read"')],
+    jwks: Annotated[Path | None, typer.Option(help="JWK set file: the client uses private_key_jwt")] = None,
+    name: Annotated[str | None, typer.Option(help="Client name")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Register an API client; a client_secret_basic secret is printed once and never again."""
+    from hub.identity import service as identity  # noqa: PLC0415
+
+    try:
+        key_set = json.loads(jwks.read_text()) if jwks else None
+    except (OSError, ValueError) as exc:
+        console.print(f"[red]error[/red] cannot read the JWK set: {escape(str(exc))}")
+        raise typer.Exit(2) from exc
+    try:
+        with _runtime().session_scope() as session:
+            client, secret = identity.create_client(
+                session, department_code=department, scopes=scopes, jwks=key_set, name=name
+            )
+            data: dict[str, Any] = {
+                "client_id": client.client_id,
+                "scopes": client.scopes,
+                "token_endpoint_auth_method": client.auth_method,
+            }
+            if secret is not None:
+                data["client_secret"] = secret
+    except DomainError as exc:
+        _fail(exc)
+    _emit(data, as_json, "client created")
+
+
+@admin_app.command("rotate-key")
+def rotate_key(
+    purpose: Annotated[str, typer.Option(help="access-token | dev-idp")] = "access-token",
+    as_json: JsonOpt = False,
+) -> None:
+    """Rotate a hub signing key; the old key stays published until its tokens have expired."""
+    from hub.keys import service as keys  # noqa: PLC0415
+
+    if purpose not in keys.PURPOSES:
+        console.print(f"[red]error[/red] purpose must be one of {', '.join(keys.PURPOSES)}")
+        raise typer.Exit(2)
+    runtime = _runtime()
+    with runtime.session_scope() as session:
+        key = keys.rotate_key(session, runtime.master_keys, purpose)
+        data = {"purpose": purpose, "kid": key.kid}
+    _emit(data, as_json, "key rotated")
+
+
+def main() -> None:  # pragma: no cover - console entry point wrapper
+    sys.exit(app())
+
+
+if __name__ == "__main__":  # `python -m hub.cli`
+    main()

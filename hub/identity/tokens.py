@@ -1,0 +1,162 @@
+"""Pure JWT work: issue and check hub access tokens, check client assertions and ID token signatures."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+
+from hub.identity.errors import (
+    ClientAssertionExpired,
+    ClientAssertionInvalid,
+    TokenAudienceMismatch,
+    TokenExpired,
+    TokenInvalid,
+)
+from hub.keys.service import SigningKey
+
+ACCESS_TOKEN_ALGORITHMS = ["ES256"]  # the hub signs with P-256 only; nothing else is accepted
+ACCESS_TOKEN_TYPE = "at+jwt"  # noqa: S105 - RFC 9068 §2.1 media type, not a secret
+CLOCK_SKEW_SECONDS = 5
+
+
+@dataclass(frozen=True)
+class AccessClaims:
+    client_id: str
+    department_code: str
+    scopes: frozenset[str]
+    jti: str
+    expires_at: int
+
+
+def issue_access_token(
+    key: SigningKey,
+    *,
+    issuer: str,
+    audience: str,
+    client_id: str,
+    department_code: str,
+    scopes: Iterable[str],
+    ttl_seconds: int,
+    now: int | None = None,
+) -> tuple[str, dict[str, Any]]:
+    """ES256 JWT with DESIGN.md §4 claims (iss, sub, aud, exp, iat, jti, scope, dept)."""
+    iat = int(time.time()) if now is None else now
+    claims: dict[str, Any] = {
+        "iss": issuer,
+        "sub": client_id,
+        "client_id": client_id,  # RFC 9068 §2.2
+        "aud": audience,
+        "iat": iat,
+        "exp": iat + ttl_seconds,
+        "jti": secrets.token_urlsafe(16),
+        "scope": " ".join(sorted(scopes)),
+        "dept": department_code,
+    }
+    headers = {"kid": key.kid, "typ": ACCESS_TOKEN_TYPE}
+    return jwt.encode(claims, key.private_key, algorithm="ES256", headers=headers), claims
+
+
+def decode_access_token(
+    token: str, *, resolve_key: Callable[[str], Any | None], issuer: str, audience: str
+) -> AccessClaims:
+    """Verify signature, ``typ``, issuer, audience and expiry; raise a typed error otherwise."""
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError as exc:
+        raise TokenInvalid("the access token is not a JWT") from exc
+    # RFC 8725 §3.1: the algorithm is fixed by us, never taken from the token.
+    if header.get("alg") not in ACCESS_TOKEN_ALGORITHMS or header.get("typ") != ACCESS_TOKEN_TYPE:
+        raise TokenInvalid("the access token was not issued by this hub")
+    public_key = resolve_key(str(header.get("kid", "")))
+    if public_key is None:
+        raise TokenInvalid("the access token's signing key is unknown or retired")
+    try:
+        claims = jwt.decode(
+            token,
+            public_key,
+            algorithms=ACCESS_TOKEN_ALGORITHMS,
+            audience=audience,
+            issuer=issuer,
+            leeway=CLOCK_SKEW_SECONDS,
+            options={"require": ["iss", "sub", "aud", "exp", "iat", "jti", "scope", "dept"]},
+        )
+    except jwt.ExpiredSignatureError as exc:
+        raise TokenExpired from exc
+    except jwt.InvalidAudienceError as exc:
+        raise TokenAudienceMismatch(f"this API accepts tokens for '{audience}' only") from exc
+    except jwt.PyJWTError as exc:
+        raise TokenInvalid(f"the access token failed verification: {type(exc).__name__}") from exc
+    return AccessClaims(
+        client_id=str(claims["sub"]),
+        department_code=str(claims["dept"]),
+        scopes=frozenset(str(claims["scope"]).split()),
+        jti=str(claims["jti"]),
+        expires_at=int(claims["exp"]),
+    )
+
+
+def algorithms_for_jwk(jwk: dict[str, Any]) -> list[str]:
+    """Asymmetric algorithms a registered JWK may sign with (RFC 7518 §3.1); never HS* or none."""
+    kty, crv = jwk.get("kty"), jwk.get("crv")
+    if kty == "EC":
+        return {"P-256": ["ES256"], "P-384": ["ES384"], "P-521": ["ES512"]}.get(str(crv), [])
+    if kty == "RSA":
+        return ["RS256", "PS256"]
+    if kty == "OKP" and crv == "Ed25519":
+        return ["EdDSA"]
+    return []
+
+
+def select_jwk(jwks: dict[str, Any], kid: str | None) -> dict[str, Any] | None:
+    keys: list[dict[str, Any]] = list(jwks.get("keys", []))
+    if kid is not None:
+        return next((k for k in keys if k.get("kid") == kid), None)
+    return keys[0] if len(keys) == 1 else None
+
+
+def verify_client_assertion(
+    assertion: str,
+    *,
+    client_id: str,
+    jwks: dict[str, Any],
+    audiences: list[str],
+    max_lifetime_seconds: int,
+    now: int | None = None,
+) -> dict[str, Any]:
+    """RFC 7523 §3 checks of a private_key_jwt assertion, except jti reuse (the caller stores it)."""
+    try:
+        header = jwt.get_unverified_header(assertion)
+    except jwt.PyJWTError as exc:
+        raise ClientAssertionInvalid("the client assertion is not a JWT") from exc
+    jwk = select_jwk(jwks, header.get("kid"))
+    if jwk is None:
+        raise ClientAssertionInvalid("no registered key matches the assertion's kid")
+    allowed = algorithms_for_jwk(jwk)
+    if header.get("alg") not in allowed:
+        raise ClientAssertionInvalid(f"the assertion must be signed with one of {allowed}")
+    try:
+        claims: dict[str, Any] = jwt.decode(
+            assertion,
+            jwt.PyJWK(jwk).key,
+            algorithms=allowed,
+            audience=audiences,
+            issuer=client_id,
+            leeway=CLOCK_SKEW_SECONDS,
+            options={"require": ["iss", "sub", "aud", "exp", "jti"]},
+        )
+    except jwt.ExpiredSignatureError as exc:
+        raise ClientAssertionExpired from exc
+    except jwt.PyJWTError as exc:
+        raise ClientAssertionInvalid(f"the client assertion failed verification: {type(exc).__name__}") from exc
+    if claims["sub"] != client_id:
+        raise ClientAssertionInvalid("the assertion's sub must equal its iss (the client id)")
+    current = int(time.time()) if now is None else now
+    issued = int(claims.get("iat", current))
+    if int(claims["exp"]) - min(issued, current) > max_lifetime_seconds:
+        raise ClientAssertionExpired(f"client assertions may live at most {max_lifetime_seconds} s")
+    return claims

@@ -1,0 +1,1 @@
+"""Key custody for the hub's own keys: a master key ring and signing keys encrypted at rest."""

@@ -1,0 +1,81 @@
+"""The process's wiring: settings, database, storage, keys and caches, built once and passed down."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from hub.db import make_engine, make_session_factory
+from hub.identity.oidc import RemoteJwks
+from hub.identity.service import PublicKeyCache
+from hub.keys.masterkey import MasterKeyRing, load_master_key_ring
+from hub.settings import Settings
+from hub.storage import BlobStore, open_blob_store
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: Engine
+    session_factory: sessionmaker[Session]
+    storage: BlobStore
+    key_cache: PublicKeyCache = field(default_factory=PublicKeyCache)
+
+    @cached_property
+    def master_keys(self) -> MasterKeyRing:
+        secret = self.settings.master_key.get_secret_value() if self.settings.master_key else None
+        return load_master_key_ring(secret, self.settings.resolved_master_key_file)
+
+    @cached_property
+    def holder_jwks(self) -> RemoteJwks | None:
+        """Key set of an external holder IdP; None when the built-in dev IdP is the issuer."""
+        settings = self.settings
+        if settings.holder_issuer is None or settings.holder_issuer == settings.dev_idp_issuer:
+            return None
+        url = settings.oidc_jwks_url or f"{settings.holder_issuer.rstrip('/')}/jwks.json"
+        return RemoteJwks(url)
+
+    @contextmanager
+    def session_scope(self) -> Iterator[Session]:
+        """The unit of work for CLI commands and tasks: commit on success, roll back otherwise."""
+        session = self.session_factory()
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+
+def build_runtime(settings: Settings) -> Runtime:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.resolved_database_url)
+    return Runtime(
+        settings=settings,
+        engine=engine,
+        session_factory=make_session_factory(engine),
+        storage=open_blob_store(settings.resolved_storage_url),
+    )
+
+
+_runtime: Runtime | None = None
+
+
+def get_runtime() -> Runtime:
+    """The process-wide runtime for Celery tasks and the CLI, built from the environment once."""
+    global _runtime  # noqa: PLW0603 - one runtime per process, like an app factory's app
+    if _runtime is None:
+        _runtime = build_runtime(Settings())
+    return _runtime
+
+
+def set_runtime(runtime: Runtime | None) -> None:
+    global _runtime  # noqa: PLW0603
+    _runtime = runtime

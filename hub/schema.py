@@ -1,0 +1,10 @@
+"""Imports every model module so ``Base.metadata`` describes the whole schema (Alembic, tests)."""
+
+from __future__ import annotations
+
+from hub.db import Base
+from hub.identity import models as identity_models
+from hub.keys import models as key_models
+
+MODEL_MODULES = (identity_models, key_models)
+metadata = Base.metadata

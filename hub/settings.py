@@ -1,0 +1,97 @@
+"""Process settings read once from the environment (prefix ``HUB_``) and passed down explicitly."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Environment = Literal["dev", "demo", "test", "production"]
+
+
+class Settings(BaseSettings):
+    """Every knob of the hub. Domain code receives values from here; it never reads ``os.environ``."""
+
+    model_config = SettingsConfigDict(env_prefix="HUB_", extra="ignore")
+
+    env: Environment = "dev"
+    data_dir: Path = Path("var")
+    database_url: str | None = None
+    storage_url: str | None = None
+    broker_url: str = "memory://"
+    result_backend_url: str | None = None
+    public_url: str = "http://127.0.0.1:8000"
+    master_key: SecretStr | None = None
+    master_key_file: Path | None = None
+
+    access_token_ttl_seconds: int = Field(default=600, ge=30, le=3600)
+    # RFC 7523 §3: the assertion must expire; we refuse long-lived ones so a leaked
+    # assertion is useless within minutes.
+    client_assertion_max_lifetime_seconds: int = Field(default=300, ge=10, le=3600)
+    # How long a retired signing key stays in the JWKS: long enough to cover every token
+    # it signed.
+    key_overlap_seconds: int = Field(default=3600, ge=60)
+
+    oidc_issuer: str | None = None
+    oidc_audience: str = "licence-hub"
+    oidc_jwks_url: str | None = None
+
+    log_level: str = "INFO"
+    log_json: bool = True
+    scheduler_enabled: bool = True
+
+    @model_validator(mode="after")
+    def _production_needs_real_identity(self) -> Settings:
+        if self.env == "production" and self.oidc_issuer and self.oidc_issuer == self.dev_idp_issuer:
+            msg = "the development identity provider cannot be the holder issuer in production"
+            raise ValueError(msg)
+        return self
+
+    @property
+    def is_development(self) -> bool:
+        """Dev/demo/test: the built-in development identity provider is available."""
+        return self.env in {"dev", "demo", "test"}
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'hub.db').resolve()}"
+
+    @cached_property
+    def resolved_storage_url(self) -> str:
+        return self.storage_url or (self.data_dir / "blobs").resolve().as_uri()
+
+    @cached_property
+    def resolved_master_key_file(self) -> Path:
+        return self.master_key_file or self.data_dir / "keys" / "master.key"
+
+    @property
+    def token_endpoint(self) -> str:
+        return f"{self.public_url.rstrip('/')}/oauth/token"
+
+    @property
+    def issuer(self) -> str:
+        """RFC 8414 §2 issuer identifier of the hub's authorization server."""
+        return self.public_url.rstrip("/")
+
+    @property
+    def api_audience(self) -> str:
+        """``aud`` of access tokens: the hub's resource server."""
+        return f"{self.public_url.rstrip('/')}/v1"
+
+    @property
+    def dev_idp_issuer(self) -> str:
+        return f"{self.public_url.rstrip('/')}/dev/idp"
+
+    @property
+    def holder_issuer(self) -> str | None:
+        """Issuer whose ID tokens sign holders in; the dev IdP by default outside production."""
+        if self.oidc_issuer:
+            return self.oidc_issuer
+        return self.dev_idp_issuer if self.is_development else None
+
+    @property
+    def is_eager(self) -> bool:
+        return self.broker_url.startswith("memory://")

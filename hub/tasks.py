@@ -1,0 +1,14 @@
+"""Celery tasks of the hub kernel; each takes ids, commits in one place and is safe to repeat."""
+
+from __future__ import annotations
+
+from hub.identity.service import purge_spent_assertions
+from hub.jobs import celery_app
+from hub.runtime import get_runtime
+
+
+@celery_app.task(name="hub.identity.purge_spent_assertions")  # type: ignore[untyped-decorator]
+def purge_spent_assertions_task() -> int:
+    """Delete spent client-assertion ids whose assertions have expired."""
+    with get_runtime().session_scope() as session:
+        return purge_spent_assertions(session)

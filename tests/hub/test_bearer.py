@@ -1,0 +1,186 @@
+"""Access tokens at the API: the one scope dependency, expiry, audience, forgery and key rotation."""
+
+from __future__ import annotations
+
+import base64
+import time
+from datetime import timedelta
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric import ec
+from factories import secret_client
+from fastapi.testclient import TestClient
+
+from hub.clock import utcnow
+from hub.identity import tokens
+from hub.identity.models import ApiClient, Department
+from hub.keys import service as keys
+from hub.keys.models import HubKey
+from hub.keys.service import SigningKey
+from hub.runtime import Runtime
+
+
+def get_token(client: TestClient, runtime: Runtime, scopes: str) -> tuple[str, ApiClient]:
+    api_client, secret = secret_client(runtime, scopes)
+    auth = base64.b64encode(f"{api_client.client_id}:{secret}".encode()).decode()
+    response = client.post(
+        "/oauth/token", data={"grant_type": "client_credentials"}, headers={"Authorization": f"Basic {auth}"}
+    )
+    assert response.status_code == 200, response.text
+    return response.json()["access_token"], api_client
+
+
+def departments(client: TestClient, token: str | None) -> Any:
+    headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
+    return client.get("/v1/admin/departments", headers=headers)
+
+
+def hub_signed(runtime: Runtime, api_client: ApiClient, **overrides: Any) -> str:
+    with runtime.session_scope() as session:
+        key = keys.signing_key(session, runtime.master_keys, keys.ACCESS_TOKEN)
+    args: dict[str, Any] = {
+        "issuer": runtime.settings.issuer,
+        "audience": runtime.settings.api_audience,
+        "client_id": api_client.client_id,
+        "department_code": api_client.department_code,
+        "scopes": ["admin"],
+        "ttl_seconds": 600,
+    }
+    args.update(overrides)
+    return tokens.issue_access_token(key, **args)[0]
+
+
+def test_valid_token_with_scope_passes(client: TestClient, runtime: Runtime) -> None:
+    token, _ = get_token(client, runtime, "admin")
+    response = departments(client, token)
+    assert response.status_code == 200, response.text
+
+
+def test_whoami_needs_only_a_valid_token(client: TestClient, runtime: Runtime) -> None:
+    token, api_client = get_token(client, runtime, "licence:read")
+    body = client.get("/v1/whoami", headers={"Authorization": f"Bearer {token}"}).json()
+    assert body["client_id"] == api_client.client_id
+    assert body["department_code"] == api_client.department_code
+    assert body["scopes"] == ["licence:read"]
+    assert client.get("/v1/whoami").json()["code"] == "token_missing"
+
+
+def test_missing_token(client: TestClient) -> None:
+    response = departments(client, None)
+    assert response.status_code == 401
+    assert response.json()["code"] == "token_missing"
+    assert response.headers["www-authenticate"].startswith("Bearer")
+
+
+def test_missing_scope(client: TestClient, runtime: Runtime) -> None:
+    token, _ = get_token(client, runtime, "licence:read")
+    response = departments(client, token)
+    assert response.status_code == 403
+    body = response.json()
+    assert body["code"] == "scope_missing"
+    assert body["required_scope"] == "admin"
+    assert 'error="insufficient_scope"' in response.headers["www-authenticate"]
+
+
+def test_expired_token(client: TestClient, runtime: Runtime) -> None:
+    _, api_client = get_token(client, runtime, "admin")
+    token = hub_signed(runtime, api_client, now=int(time.time()) - 3600)
+    response = departments(client, token)
+    assert response.status_code == 401
+    assert response.json()["code"] == "token_expired"
+
+
+def test_token_for_another_audience(client: TestClient, runtime: Runtime) -> None:
+    _, api_client = get_token(client, runtime, "admin")
+    token = hub_signed(runtime, api_client, audience="https://other-hub.example/v1")
+    response = departments(client, token)
+    assert response.status_code == 401
+    assert response.json()["code"] == "token_audience_mismatch"
+
+
+def test_token_from_another_issuer(client: TestClient, runtime: Runtime) -> None:
+    _, api_client = get_token(client, runtime, "admin")
+    token = hub_signed(runtime, api_client, issuer="https://other-hub.example")
+    assert departments(client, token).json()["code"] == "token_invalid"
+
+
+def test_forged_token_with_the_hubs_kid(client: TestClient, runtime: Runtime) -> None:
+    real, api_client = get_token(client, runtime, "licence:read")
+    kid = jwt.get_unverified_header(real)["kid"]
+    forger = SigningKey(kid=kid, algorithm="ES256", private_key=ec.generate_private_key(ec.SECP256R1()))
+    genuine = hub_signed(runtime, api_client)  # the same claims, signed by the hub
+    forged = tokens.issue_access_token(
+        forger,
+        issuer=runtime.settings.issuer,
+        audience=runtime.settings.api_audience,
+        client_id=api_client.client_id,
+        department_code=api_client.department_code,
+        scopes=["admin"],
+        ttl_seconds=600,
+    )[0]
+    assert departments(client, genuine).status_code == 200
+    response = departments(client, forged)
+    assert response.status_code == 401
+    assert response.json()["code"] == "token_invalid"
+
+
+def test_tampered_payload_is_rejected(client: TestClient, runtime: Runtime) -> None:
+    token, _ = get_token(client, runtime, "licence:read")
+    header, _, signature = token.split(".")
+    claims = jwt.decode(token, options={"verify_signature": False})
+    claims["scope"] = "admin"
+    import json
+
+    new_payload = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+    response = departments(client, f"{header}.{new_payload}.{signature}")
+    assert response.json()["code"] == "token_invalid"
+
+
+def test_hs256_token_with_hub_public_key_is_rejected(client: TestClient, runtime: Runtime) -> None:
+    token, _ = get_token(client, runtime, "licence:read")
+    claims = jwt.decode(token, options={"verify_signature": False})
+    forged = jwt.encode(claims, "public-key-as-secret-" * 3, algorithm="HS256", headers={"typ": "at+jwt"})
+    assert departments(client, forged).json()["code"] == "token_invalid"
+
+
+def test_garbage_token(client: TestClient) -> None:
+    assert departments(client, "not.a.jwt").json()["code"] == "token_invalid"
+
+
+def test_disabled_client_and_department_lose_access_immediately(client: TestClient, runtime: Runtime) -> None:
+    token, api_client = get_token(client, runtime, "admin")
+    assert departments(client, token).status_code == 200
+    with runtime.session_scope() as session:
+        dept = session.get(Department, api_client.department_code)
+        assert dept is not None
+        dept.active = False
+    response = departments(client, token)
+    assert response.status_code == 401
+    assert response.json()["code"] == "client_disabled"
+
+
+def test_key_rotation_keeps_unexpired_tokens_valid(client: TestClient, runtime: Runtime) -> None:
+    old_token, _ = get_token(client, runtime, "admin")
+    old_kid = jwt.get_unverified_header(old_token)["kid"]
+    with runtime.session_scope() as session:
+        new_kid = keys.rotate_key(session, runtime.master_keys, keys.ACCESS_TOKEN).kid
+    new_token, _ = get_token(client, runtime, "admin")
+    assert jwt.get_unverified_header(new_token)["kid"] == new_kid != old_kid
+    published = {k["kid"] for k in client.get("/.well-known/jwks.json").json()["keys"]}
+    assert {old_kid, new_kid} <= published
+    assert departments(client, old_token).status_code == 200
+    assert departments(client, new_token).status_code == 200
+
+
+def test_retired_key_past_overlap_is_no_longer_trusted(client: TestClient, runtime: Runtime) -> None:
+    old_token, _ = get_token(client, runtime, "admin")
+    old_kid = jwt.get_unverified_header(old_token)["kid"]
+    with runtime.session_scope() as session:
+        keys.rotate_key(session, runtime.master_keys, keys.ACCESS_TOKEN)
+        row = session.get(HubKey, old_kid)
+        assert row is not None
+        row.retired_at = utcnow() - timedelta(seconds=runtime.settings.key_overlap_seconds + 1)
+    runtime.key_cache = type(runtime.key_cache)()  # another process, with nothing cached
+    assert old_kid not in {k["kid"] for k in client.get("/.well-known/jwks.json").json()["keys"]}
+    assert departments(client, old_token).json()["code"] == "token_invalid"
