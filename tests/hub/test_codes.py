@@ -1,6 +1,5 @@
 """Tests for hub.codes: GB 32100 USCC and GB 11643 citizen ID number validation."""
 
-
 from __future__ import annotations
 
 import datetime as dt

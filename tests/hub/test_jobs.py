@@ -1,0 +1,298 @@
+"""Celery jobs: a real worker over Redis, eager mode, the in-process scheduler and the periodic job list."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import redis
+from celery import Celery
+from celery.result import EagerResult
+from conftest import MASTER_KEY
+from sqlalchemy import Engine, delete, select
+from sqlalchemy.orm import Session, sessionmaker
+
+import hub.jobs
+import hub.tasks
+from hub.clock import utcnow
+from hub.db import make_session_factory
+from hub.identity.models import UsedAssertion
+from hub.runtime import Runtime, set_runtime
+from hub.scheduler import InProcessScheduler
+from hub.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+BROKER_URL = "redis://127.0.0.1:6379/15"
+PURGE = "hub.identity.purge_spent_assertions"
+
+
+def _clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
+    env.update(extra)
+    return env
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+
+def _rows(session_factory: sessionmaker[Session], client_id: str) -> list[str]:
+    with session_factory() as session:
+        return list(session.scalars(select(UsedAssertion.jti).where(UsedAssertion.client_id == client_id)))
+
+
+@pytest.fixture
+def redis_broker() -> Iterator[redis.Redis]:
+    """The machine's real Redis; the test fails (never skips) without it."""
+    client = redis.Redis.from_url(BROKER_URL)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        pytest.fail(f"Redis is required at {BROKER_URL}: {exc}")
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def producer() -> Iterator[Celery]:
+    """A separate Celery app in this process, configured by hub.jobs.configure for the Redis broker."""
+    app = Celery("licence-hub-test", set_as_current=False)
+    hub.jobs.configure(app, Settings(broker_url=BROKER_URL, master_key=MASTER_KEY, env="test"))
+    try:
+        yield app
+    finally:
+        app.close()
+
+
+# ----------------------------------------------------------------------------- distributed mode
+
+
+@pytest.mark.slow
+def test_real_worker_runs_the_purge_task(
+    database_url: str,
+    engine: Engine,
+    tmp_path: Path,
+    redis_broker: redis.Redis,
+    producer: Celery,
+) -> None:
+    """A task sent through Redis is run by a real ``celery worker`` against the real database."""
+    assert producer.conf.task_always_eager is False
+    assert producer.conf.result_backend == BROKER_URL
+    client_id = f"test-{uuid.uuid4().hex[:12]}"
+    queue = f"licence-hub-test-{uuid.uuid4().hex}"
+    sessions = make_session_factory(engine)
+    now = utcnow()
+    log_path = tmp_path / "worker.log"
+    worker: subprocess.Popen[bytes] | None = None
+    with sessions() as session:
+        session.add_all(
+            [
+                UsedAssertion(client_id=client_id, jti="expired", expires_at=now - timedelta(hours=1)),
+                UsedAssertion(client_id=client_id, jti="future", expires_at=now + timedelta(hours=1)),
+            ]
+        )
+        session.commit()
+    try:
+        with log_path.open("wb") as log:
+            worker = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "hub.jobs:celery_app",
+                    "worker",
+                    "--pool=solo",
+                    "--concurrency=1",
+                    "--loglevel=INFO",
+                    "--without-gossip",
+                    "--without-mingle",
+                    "-n",
+                    f"test-{uuid.uuid4().hex[:8]}@%h",
+                    "-Q",
+                    queue,
+                ],
+                cwd=ROOT,
+                env=_clean_env(
+                    HUB_BROKER_URL=BROKER_URL,
+                    HUB_DATABASE_URL=database_url,
+                    HUB_MASTER_KEY=MASTER_KEY,
+                    HUB_ENV="test",
+                    HUB_DATA_DIR=str(tmp_path / "var"),
+                ),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        result = producer.send_task(PURGE, queue=queue)
+        try:
+            purged = result.get(timeout=60)
+        except Exception:  # noqa: BLE001 - whatever went wrong, the worker's log says why
+            _stop(worker)
+            pytest.fail(f"the worker did not run the task; its log:\n{log_path.read_text(errors='replace')}")
+        finally:
+            result.forget()
+        assert purged == 1
+        assert _rows(sessions, client_id) == ["future"]
+        assert worker.poll() is None, "the worker must still be running after the task"
+    finally:
+        if worker is not None:
+            _stop(worker)
+        redis_broker.delete(queue, f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}")
+        with sessions() as session:
+            session.execute(delete(UsedAssertion).where(UsedAssertion.client_id == client_id))
+            session.commit()
+    log_text = log_path.read_text(errors="replace")
+    assert PURGE in log_text  # registered and received by the worker (from `include=["hub.tasks"]`)
+    assert "succeeded" in log_text
+
+
+# ----------------------------------------------------------------------------- embedded (eager) mode
+
+
+def _import_celery_app_with(broker_url: str) -> dict[str, object]:
+    code = (
+        "import json; from hub.jobs import celery_app as a; "
+        "print(json.dumps({'eager': a.conf.task_always_eager, 'broker': a.conf.broker_url, "
+        "'backend': a.conf.result_backend}))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=_clean_env(HUB_BROKER_URL=broker_url),
+        capture_output=True,
+        check=True,
+        timeout=60,
+    )
+    loaded: dict[str, object] = json.loads(done.stdout)
+    return loaded
+
+
+def test_celery_app_is_configured_from_the_environment_at_import() -> None:
+    assert _import_celery_app_with("memory://") == {"eager": True, "broker": "memory://", "backend": None}
+    assert _import_celery_app_with(BROKER_URL) == {"eager": False, "broker": BROKER_URL, "backend": BROKER_URL}
+
+
+def test_memory_broker_configures_eager_execution() -> None:
+    app = Celery("licence-hub-test", set_as_current=False)
+    try:
+        hub.jobs.configure(app, Settings(broker_url="memory://"))
+        assert app.conf.task_always_eager is True
+        assert app.conf.task_eager_propagates is True
+        assert app.conf.result_backend is None
+        assert set(app.conf.beat_schedule) == set(hub.jobs.PERIODIC_JOBS)
+    finally:
+        app.close()
+
+
+def test_eager_purge_runs_inline(runtime: Runtime) -> None:
+    app = Celery("licence-hub-test", set_as_current=False)
+    hub.jobs.configure(app, Settings(broker_url="memory://"))
+    # The real task body, registered on the eager test app under its real name.
+    task = app.task(name=PURGE)(hub.tasks.purge_spent_assertions_task.run)
+    client_id = f"test-{uuid.uuid4().hex[:12]}"
+    now = utcnow()
+    with runtime.session_scope() as session:
+        session.add_all(
+            [
+                UsedAssertion(client_id=client_id, jti="expired-1", expires_at=now - timedelta(minutes=5)),
+                UsedAssertion(client_id=client_id, jti="expired-2", expires_at=now - timedelta(days=2)),
+                UsedAssertion(client_id=client_id, jti="future", expires_at=now + timedelta(minutes=5)),
+            ]
+        )
+    set_runtime(runtime)
+    try:
+        result = task.apply_async()
+        # Already done when apply_async returns: no broker, no worker, this thread.
+        assert _rows(runtime.session_factory, client_id) == ["future"]
+    finally:
+        set_runtime(None)
+        app.close()
+    assert isinstance(result, EagerResult)
+    assert result.successful()
+    assert result.get() == 2
+
+
+# ----------------------------------------------------------------------------- in-process scheduler
+
+
+def test_in_process_scheduler_runs_jobs_on_its_thread(runtime: Runtime) -> None:
+    assert hub.jobs.celery_app.conf.task_always_eager, "this process must run with the memory:// broker"
+    client_id = f"test-{uuid.uuid4().hex[:12]}"
+    with runtime.session_scope() as session:
+        session.add(UsedAssertion(client_id=client_id, jti="expired", expires_at=utcnow() - timedelta(minutes=1)))
+    scheduler = InProcessScheduler(jobs={PURGE: 0.05}, tick_seconds=0.01)
+    set_runtime(runtime)
+    try:
+        scheduler.start()
+        deadline = time.monotonic() + 5
+        while scheduler.runs[PURGE] < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        scheduler.stop()
+        set_runtime(None)
+    assert scheduler.runs[PURGE] >= 2
+    assert scheduler._thread is not None
+    assert not scheduler._thread.is_alive()
+    assert _rows(runtime.session_factory, client_id) == []
+
+
+def test_in_process_scheduler_respects_the_interval(runtime: Runtime) -> None:
+    scheduler = InProcessScheduler(jobs={PURGE: 60.0}, tick_seconds=0.01)
+    set_runtime(runtime)
+    try:
+        scheduler.start()
+        time.sleep(0.3)
+    finally:
+        scheduler.stop()
+        set_runtime(None)
+    assert scheduler.runs == {PURGE: 1}  # once at start, not again within the minute
+
+
+def test_in_process_scheduler_survives_a_failing_job(runtime: Runtime, caplog: pytest.LogCaptureFixture) -> None:
+    scheduler = InProcessScheduler(jobs={"hub.no.such.task": 0.02, PURGE: 0.02}, tick_seconds=0.01)
+    set_runtime(runtime)
+    try:
+        scheduler.start()
+        deadline = time.monotonic() + 5
+        while scheduler.runs[PURGE] < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        scheduler.stop()
+        set_runtime(None)
+    assert scheduler.runs[PURGE] >= 3
+    assert scheduler.runs["hub.no.such.task"] == 0
+    assert any(r.getMessage() == "periodic job failed" for r in caplog.records)
+
+
+def test_default_scheduler_runs_the_periodic_jobs() -> None:
+    assert InProcessScheduler().jobs == hub.jobs.PERIODIC_JOBS
+
+
+# ----------------------------------------------------------------------------- periodic jobs
+
+
+def test_every_periodic_job_is_a_registered_task() -> None:
+    assert hub.jobs.PERIODIC_JOBS
+    registered = set(hub.jobs.celery_app.tasks)
+    for name in hub.jobs.PERIODIC_JOBS:
+        assert name in registered
+        assert hub.jobs.celery_app.tasks[name].name == name
+    assert {e["task"] for e in hub.jobs.celery_app.conf.beat_schedule.values()} == set(hub.jobs.PERIODIC_JOBS)
+    assert all(every > 0 for every in hub.jobs.PERIODIC_JOBS.values())
