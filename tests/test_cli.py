@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import stat
 import subprocess
 import sys
@@ -17,7 +16,7 @@ import httpx
 import jwt
 import psycopg
 import pytest
-from conftest import PG_ADMIN_DSN, create_pg_database, drop_pg_database, free_port
+from conftest import PG_ADMIN_DSN, create_pg_database, drop_pg_database, free_port, stop_process
 from factories import random_uscc
 
 from hub.codes import validate_holder_code, validate_uscc
@@ -246,16 +245,6 @@ def test_create_client_for_an_unknown_department_exits_2(initialised: tuple[dict
 # ----------------------------------------------------------------------------- serve
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
-
-
 @pytest.fixture
 def serve(tmp_path: Path) -> Iterator[Any]:
     """Starts ``licence-hub serve`` on a free port and waits until /healthz and /readyz answer 200."""
@@ -294,7 +283,7 @@ def serve(tmp_path: Path) -> Iterator[Any]:
         yield start, started
     finally:
         for process in started:
-            _stop(process)
+            stop_process(process)
 
 
 def _kids(base: str) -> set[str]:
@@ -317,7 +306,7 @@ def test_serve_initialises_a_fresh_directory_and_reuses_it_on_restart(
     assert mode(key_file) == 0o600
     kids = _kids(base)
     assert len(kids) == 1
-    _stop(started[0])
+    stop_process(started[0])
     assert started[0].returncode is not None
 
     # Between runs: a client registered through the CLI against the same directory.

@@ -29,15 +29,8 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 def get_session(runtime: RuntimeDep) -> Iterator[Session]:
     """The one place a request commits: after the handler returns, before the response is sent."""
-    session = runtime.session_factory()
-    try:
+    with runtime.session_scope() as session:
         yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
 
 
 # scope="function": the commit runs before the response leaves (DESIGN.md "no audit, no data").

@@ -119,6 +119,36 @@ def select_jwk(jwks: dict[str, Any], kid: str | None) -> dict[str, Any] | None:
     return keys[0] if len(keys) == 1 else None
 
 
+def decode_with_jwk(
+    token: str,
+    header: dict[str, Any],
+    jwk: dict[str, Any],
+    *,
+    audience: str | list[str],
+    issuer: str,
+    require: list[str],
+) -> dict[str, Any]:
+    """Verify a JWT against a registered or published JWK; raises ``jwt.PyJWTError``.
+
+    The algorithm comes from the key type, never from the token (RFC 8725 §3.1), so ``none`` and
+    HS256-keyed-with-the-public-key never verify.
+    """
+    allowed = algorithms_for_jwk(jwk)
+    if header.get("alg") not in allowed:
+        msg = f"must be signed with one of {allowed}"
+        raise jwt.InvalidAlgorithmError(msg)
+    claims: dict[str, Any] = jwt.decode(
+        token,
+        jwt.PyJWK(jwk).key,
+        algorithms=allowed,
+        audience=audience,
+        issuer=issuer,
+        leeway=CLOCK_SKEW_SECONDS,
+        options={"require": require},
+    )
+    return claims
+
+
 def verify_client_assertion(
     assertion: str,
     *,
@@ -136,23 +166,14 @@ def verify_client_assertion(
     jwk = select_jwk(jwks, header.get("kid"))
     if jwk is None:
         raise ClientAssertionInvalid("no registered key matches the assertion's kid")
-    allowed = algorithms_for_jwk(jwk)
-    if header.get("alg") not in allowed:
-        raise ClientAssertionInvalid(f"the assertion must be signed with one of {allowed}")
     try:
-        claims: dict[str, Any] = jwt.decode(
-            assertion,
-            jwt.PyJWK(jwk).key,
-            algorithms=allowed,
-            audience=audiences,
-            issuer=client_id,
-            leeway=CLOCK_SKEW_SECONDS,
-            options={"require": ["iss", "sub", "aud", "exp", "jti"]},
+        claims = decode_with_jwk(
+            assertion, header, jwk, audience=audiences, issuer=client_id, require=["iss", "sub", "aud", "exp", "jti"]
         )
     except jwt.ExpiredSignatureError as exc:
         raise ClientAssertionExpired from exc
     except jwt.PyJWTError as exc:
-        raise ClientAssertionInvalid(f"the client assertion failed verification: {type(exc).__name__}") from exc
+        raise ClientAssertionInvalid(f"the client assertion failed verification: {exc}") from exc
     if claims["sub"] != client_id:
         raise ClientAssertionInvalid("the assertion's sub must equal its iss (the client id)")
     current = int(time.time()) if now is None else now

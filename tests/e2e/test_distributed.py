@@ -14,22 +14,10 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import MASTER_KEY, create_pg_database, drop_pg_database, free_port
+from conftest import MASTER_KEY, create_pg_database, drop_pg_database, free_port, stop_process
 from factories import random_uscc
-from moto.server import ThreadedMotoServer
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def s3_endpoint() -> Iterator[str]:
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"127.0.0.1:{port}"
-    finally:
-        server.stop()
 
 
 @pytest.fixture
@@ -120,8 +108,4 @@ def test_two_api_processes_share_state_through_postgres_s3_and_redis(
         assert all(entry["request_id"] and entry["route"] for entry in access)
         assert not any(created["client_secret"] in line for line in log.read_text().splitlines())
     finally:
-        api.terminate()
-        try:
-            api.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            api.kill()
+        stop_process(api)

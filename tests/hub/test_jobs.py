@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -17,7 +16,7 @@ import pytest
 import redis
 from celery import Celery
 from celery.result import EagerResult
-from conftest import MASTER_KEY
+from conftest import MASTER_KEY, stop_process
 from sqlalchemy import Engine, delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -39,16 +38,6 @@ def _clean_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
     env.update(extra)
     return env
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
 
 
 def _rows(session_factory: sessionmaker[Session], client_id: str) -> list[str]:
@@ -144,7 +133,7 @@ def test_real_worker_runs_the_purge_task(
         try:
             purged = result.get(timeout=60)
         except Exception:  # noqa: BLE001 - whatever went wrong, the worker's log says why
-            _stop(worker)
+            stop_process(worker)
             pytest.fail(f"the worker did not run the task; its log:\n{log_path.read_text(errors='replace')}")
         finally:
             result.forget()
@@ -153,7 +142,7 @@ def test_real_worker_runs_the_purge_task(
         assert worker.poll() is None, "the worker must still be running after the task"
     finally:
         if worker is not None:
-            _stop(worker)
+            stop_process(worker)
         redis_broker.delete(queue, f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}")
         with sessions() as session:
             session.execute(delete(UsedAssertion).where(UsedAssertion.client_id == client_id))

@@ -5,12 +5,9 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import free_port
-from moto.server import ThreadedMotoServer
 
 from hub.errors import ServiceUnavailable
 from hub.storage import BlobNotFound, LocalBlobStore, S3BlobStore, open_blob_store
@@ -28,18 +25,6 @@ MALFORMED_KEYS = (
 
 def _tree(root: Path) -> set[str]:
     return {str(p.relative_to(root)) for p in root.rglob("*")}
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    """A real S3 HTTP endpoint on localhost (moto's server) for this module; stopped after."""
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"127.0.0.1:{port}"
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
