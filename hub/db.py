@@ -53,7 +53,6 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
 
 
@@ -65,10 +64,11 @@ def _sqlite_begin(conn: Any) -> None:
     conn.exec_driver_sql(f"BEGIN {mode}")
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
-    """Engine for ``url``; SQLite gets WAL, foreign keys and explicit transactions."""
+def make_engine(url: str, *, sqlite_busy_seconds: float = 10.0, **kwargs: Any) -> Engine:
+    """Engine for ``url``; SQLite gets WAL, foreign keys, explicit transactions and a lock wait."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10}, **kwargs)
+        connect_args = {"check_same_thread": False, "timeout": sqlite_busy_seconds}
+        engine = create_engine(url, connect_args=connect_args, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
@@ -76,6 +76,17 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 10)
     return create_engine(url, **kwargs)
+
+
+def begin_read_only(session: Session) -> None:
+    """Declare a unit of work read-only before it starts.
+
+    On SQLite its transaction then begins DEFERRED and runs beside the single writer (WAL readers
+    never wait); nothing changes on PostgreSQL. A read-only unit of work that writes anyway may fail
+    with "database is locked" if another writer committed meanwhile, which surfaces as a 503.
+    """
+    if not session.in_transaction() and session.get_bind().dialect.name == "sqlite":
+        session.connection(execution_options={"sqlite_begin": "DEFERRED"})
 
 
 def make_session_factory(bind: Any, **kwargs: Any) -> sessionmaker[Session]:

@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
+from hub.db import begin_read_only
 from hub.identity import service as identity
 from hub.identity.errors import ScopeMissing, TokenMissing
 from hub.identity.models import Holder
@@ -27,9 +28,14 @@ def get_runtime(request: Request) -> Runtime:
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
-def get_session(runtime: RuntimeDep) -> Iterator[Session]:
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})  # RFC 9110 §9.2.1
+
+
+def get_session(request: Request, runtime: RuntimeDep) -> Iterator[Session]:
     """The one place a request commits: after the handler returns, before the response is sent."""
     with runtime.session_scope() as session:
+        if request.method in SAFE_METHODS:
+            begin_read_only(session)
         yield session
 
 

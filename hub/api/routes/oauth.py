@@ -9,6 +9,7 @@ from fastapi import APIRouter, Form, Header, Response
 
 from hub.api.deps import RuntimeDep, SessionDep
 from hub.api.schemas import TokenResponse
+from hub.db import begin_read_only
 from hub.identity import service as identity
 from hub.identity.scopes import SCOPES
 from hub.keys import service as keys
@@ -31,6 +32,10 @@ def token(  # noqa: PLR0917 - FastAPI reads each form field as a parameter
     """Client credentials grant; authenticate with client_secret_basic or private_key_jwt (RFC 7523)."""
     response.headers["Cache-Control"] = "no-store"  # RFC 6749 §5.1
     response.headers["Pragma"] = "no-cache"
+    if client_assertion is None:
+        # client_secret_basic writes nothing, so the ~150 ms Argon2id check must not hold SQLite's
+        # single write lock (private_key_jwt spends its jti, so it stays a writer).
+        begin_read_only(session)
     return identity.issue_token(
         session,
         runtime.settings,

@@ -1,0 +1,124 @@
+"""``python -m bench``: run every scenario, print one JSON summary and write bench/RESULTS.md."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench import hub_setup, report, scenarios
+from bench.cpu import load_average
+from bench.loadgen import CONNECTIONS, ensure_wrk, wrk_version
+from bench.scenarios import Measurement, Run, log
+
+DEFAULT_DURATION_S = 8
+QUICK_DURATION_S = 3
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--duration", type=int, default=DEFAULT_DURATION_S, help="seconds per wrk run (default 8)")
+    parser.add_argument("--quick", action="store_true", help=f"{QUICK_DURATION_S} s per wrk run")
+    parser.add_argument("--skip-postgresql", action="store_true", help="SQLite only, even if PostgreSQL is up")
+    parser.add_argument("--output", type=Path, default=report.RESULTS_MD, help="Markdown report path")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.duration = QUICK_DURATION_S
+    if args.duration < 1:
+        parser.error("--duration must be at least 1 second")
+    return args
+
+
+def _as_dicts(measured: dict[str, Measurement], bare_get: float, bare_post: float) -> dict[str, Any]:
+    return {name: m.as_dict(bare_get, bare_post if name.startswith("token_") else None) for name, m in measured.items()}
+
+
+def _postgresql(run: Run, pool_rps: float) -> tuple[dict[str, Measurement] | str, str]:
+    """Hub scenarios on a throwaway PostgreSQL database, or why they were skipped; and the server version."""
+    up, detail = hub_setup.postgres_available()
+    if not up:
+        log(f"PostgreSQL not reachable at {hub_setup.PG_ADMIN_DSN}: {detail}; skipping")
+        return f"not reachable: {detail}", "n/a"
+    with hub_setup.throwaway_database() as url:
+        log(f"PostgreSQL {detail}: throwaway database {url.rsplit('/', 1)[1]}")
+        return scenarios.run_hub(run, "postgresql", url, pool_rps), detail
+
+
+def _measure_all(run: Run, skip_postgresql: bool) -> dict[str, Any]:
+    """Opening baseline, hub on SQLite, hub on PostgreSQL, closing baseline; every server fresh."""
+    log(f"baseline: bare FastAPI, {run.duration_s} s per run")
+    bare = scenarios.run_baseline(run)
+    opening_rps = bare["bare_get"].rps
+    log("hub on SQLite (embedded default)")
+    hubs: dict[str, dict[str, Measurement] | str] = {"sqlite": scenarios.run_hub(run, "sqlite", None, opening_rps)}
+    pg_version = "n/a"
+    if skip_postgresql:
+        hubs["postgresql"] = "--skip-postgresql"
+    else:
+        hubs["postgresql"], pg_version = _postgresql(run, opening_rps)
+    log("closing baseline")
+    closing = scenarios.run_baseline(run, closing=True)["bare_get"]
+    return {"bare": bare, "closing": closing, "hubs": hubs, "postgresql_server": pg_version}
+
+
+def _summarise(measured: dict[str, Any]) -> dict[str, Any]:
+    """JSON-ready results; ratios are to the mean of the opening and closing bare GET runs."""
+    bare: dict[str, Measurement] = measured["bare"]
+    opening, closing = bare["bare_get"].rps, measured["closing"].rps
+    bare_get = (opening + closing) / 2
+    bare_post = bare["bare_post_form"].rps
+    baseline = {
+        "bare_get_rps": round(bare_get, 1),
+        "bare_get_rps_opening": round(opening, 1),
+        "bare_get_rps_closing": round(closing, 1),
+        "bare_get_drift_pct": round(100 * (closing - opening) / opening, 1),
+        "bare_post_form_rps": round(bare_post, 1),
+        "scenarios": _as_dicts({**bare, "bare_get_closing": measured["closing"]}, bare_get, bare_post),
+    }
+    results = {
+        backend: {"skipped": hub} if isinstance(hub, str) else _as_dicts(hub, bare_get, bare_post)
+        for backend, hub in measured["hubs"].items()
+    }
+    return {"baseline": baseline, "postgresql_server": measured["postgresql_server"], "results": results}
+
+
+def _errors_total(summary: dict[str, Any]) -> int:
+    groups = [summary["baseline"]["scenarios"], *summary["results"].values()]
+    return sum(int(r.get("errors", 0)) for group in groups for r in group.values() if isinstance(r, dict))
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    started = time.perf_counter()
+    wrk = ensure_wrk()
+    summary: dict[str, Any] = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": report.machine_info(wrk_version(wrk)),
+        "duration_s": args.duration,
+        "connections": CONNECTIONS,
+        "workers": 1,
+        "load_average_start": load_average(),
+    }
+    with tempfile.TemporaryDirectory(prefix="licencehub-bench-") as tmp:
+        summary |= _summarise(_measure_all(Run(wrk, args.duration, Path(tmp)), args.skip_postgresql))
+    summary["argon2id"] = scenarios.argon2_cost()
+    summary["load_average_end"] = load_average()
+    summary["errors_total"] = _errors_total(summary)
+    summary["elapsed_s"] = round(time.perf_counter() - started, 1)
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    summary = run(args)
+    report.write_markdown(summary, args.output)
+    log(f"wrote {args.output}; whole run {summary['elapsed_s']} s, errors {summary['errors_total']}")
+    print(json.dumps(summary, ensure_ascii=False, indent=2))
+    return 1 if summary["errors_total"] else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

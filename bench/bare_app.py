@@ -1,0 +1,20 @@
+"""Bare FastAPI baseline: the framework and server cost with no middleware, database or crypto."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import FastAPI, Form
+
+app = FastAPI()
+
+
+@app.get("/ping")
+def ping() -> dict[str, bool]:
+    return {"ok": True}
+
+
+@app.post("/form")
+def form(grant_type: Annotated[str, Form(max_length=100)]) -> dict[str, str]:
+    """Parses a form field like the token endpoint does, so form handling is in the baseline too."""
+    return {"grant_type": grant_type}
