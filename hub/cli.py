@@ -103,7 +103,7 @@ def demo(
         shutil.copyfile(credentials_path(runtime), credentials)
         credentials.chmod(0o600)
     base = f"http://{host}:{port}"
-    out = Console()
+    out = Console() if sys.stdout.isatty() else Console(width=200)  # logs and pipes: no wrapping
     out.print(f"[bold]licence-hub demo[/bold] — {'seeded now' if created else 'reusing existing state'}")
     table = Table("department", "code", "client_id", "client_secret", "scopes")
     for d in data["departments"]:
@@ -204,8 +204,8 @@ def rotate_key(
     """Rotate a hub signing key; the old key stays published until its tokens have expired."""
     from hub.keys import service as keys  # noqa: PLC0415
 
-    if purpose not in keys.PURPOSES:
-        console.print(f"[red]error[/red] purpose must be one of {', '.join(keys.PURPOSES)}")
+    if purpose not in keys.ROTATABLE:
+        console.print(f"[red]error[/red] purpose must be one of {', '.join(keys.ROTATABLE)}")
         raise typer.Exit(2)
     runtime = _runtime()
     with runtime.session_scope() as session:

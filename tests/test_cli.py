@@ -21,7 +21,7 @@ from factories import random_uscc
 
 from hub.codes import validate_holder_code, validate_uscc
 
-PURPOSES = ["access-token", "dev-idp"]
+PURPOSES = ["access-token", "dev-idp", "audit", "holder-ref"]
 
 
 def cli_env(data_dir: Path, **extra: str) -> dict[str, str]:
@@ -130,7 +130,7 @@ def test_init_on_postgresql(data_dir: Path, tmp_path: Path) -> None:
         assert not (data_dir / "hub.db").exists()  # the database really was PostgreSQL
         with psycopg.connect(f"{PG_ADMIN_DSN.rsplit('/', 1)[0]}/{name}") as conn:
             purposes = [row[0] for row in conn.execute("SELECT purpose FROM hub_keys ORDER BY purpose")]
-        assert purposes == PURPOSES
+        assert purposes == sorted(PURPOSES)
     finally:
         drop_pg_database(PG_ADMIN_DSN, name)
 

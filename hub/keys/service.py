@@ -1,8 +1,11 @@
-"""Create, rotate, load and publish the hub's signing keys (JWT access tokens, dev IdP)."""
+"""Create, rotate, load and publish the hub's own keys: token and IdP signing, audit signing, HMAC secrets."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
+import secrets
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -10,7 +13,7 @@ from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -20,7 +23,11 @@ from hub.keys.models import HubKey
 
 ACCESS_TOKEN = "access-token"  # noqa: S105 - a key purpose name
 DEV_IDP = "dev-idp"
-PURPOSES = (ACCESS_TOKEN, DEV_IDP)
+AUDIT = "audit"  # Ed25519: checkpoints (C2SP signed notes) and receipts
+HOLDER_REF = "holder-ref"  # HMAC-SHA256 secret: holder_ref in audit entries (DESIGN.md §6)
+PURPOSE_ALGORITHMS = {ACCESS_TOKEN: "ES256", DEV_IDP: "ES256", AUDIT: "EdDSA", HOLDER_REF: "HS256"}
+PURPOSES = tuple(PURPOSE_ALGORITHMS)
+ROTATABLE = (ACCESS_TOKEN, DEV_IDP)  # the audit key and holder-ref secret are long-lived by design
 
 
 @dataclass(frozen=True)
@@ -30,7 +37,13 @@ class SigningKey:
     private_key: ec.EllipticCurvePrivateKey
 
 
-_private_cache: dict[str, SigningKey] = {}
+@dataclass(frozen=True)
+class EdKey:
+    kid: str
+    private_key: ed25519.Ed25519PrivateKey
+
+
+_material_cache: dict[str, bytes] = {}
 _cache_lock = threading.Lock()
 
 
@@ -38,25 +51,45 @@ def _aad(kid: str, purpose: str) -> bytes:
     return f"licence-hub/{purpose}/{kid}".encode()
 
 
-def _public_jwk(private_key: ec.EllipticCurvePrivateKey) -> dict[str, Any]:
-    jwk: dict[str, Any] = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(private_key.public_key()))
-    return {k: jwk[k] for k in ("kty", "crv", "x", "y")}
+def _thumbprint(public: dict[str, Any], members: tuple[str, ...]) -> str:
+    # RFC 7638 §3.2: the required members in lexicographic order, no whitespace.
+    canonical = json.dumps({k: public[k] for k in members}, separators=(",", ":"), sort_keys=True)
+    return base64.urlsafe_b64encode(hashlib.sha256(canonical.encode()).digest()).rstrip(b"=").decode()
+
+
+def _new_material(algorithm: str) -> tuple[bytes, dict[str, Any], str]:
+    """(private material to encrypt, public JWK, kid) for a fresh key."""
+    if algorithm == "ES256":  # P-256, RFC 7518 §3.4
+        ec_key = ec.generate_private_key(ec.SECP256R1())
+        jwk = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(ec_key.public_key()))
+        public = {k: jwk[k] for k in ("kty", "crv", "x", "y")}
+        der = ec_key.private_bytes(
+            serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        return der, public, _thumbprint(public, ("crv", "kty", "x", "y"))
+    if algorithm == "EdDSA":  # Ed25519, RFC 8037
+        ed_key = ed25519.Ed25519PrivateKey.generate()
+        raw_public = ed_key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        public = {"kty": "OKP", "crv": "Ed25519", "x": base64.urlsafe_b64encode(raw_public).rstrip(b"=").decode()}
+        raw = ed_key.private_bytes(
+            serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+        )
+        return raw, public, _thumbprint(public, ("crv", "kty", "x"))
+    # A symmetric secret has no public half; its kid is random, never derived from the secret.
+    return secrets.token_bytes(32), {"kty": "oct"}, secrets.token_urlsafe(16)
 
 
 def create_key(session: Session, ring: MasterKeyRing, purpose: str) -> HubKey:
-    """A fresh ES256 (P-256, RFC 7518 §3.4) key, stored encrypted; becomes the active one."""
-    private_key = ec.generate_private_key(ec.SECP256R1())
-    public = _public_jwk(private_key)
-    kid = jwt.PyJWK(public).key_id or _thumbprint(public)
-    der = private_key.private_bytes(
-        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    master_id, blob = ring.encrypt(der, _aad(kid, purpose))
+    """A fresh key for ``purpose``, stored encrypted under the master key; becomes the active one."""
+    algorithm = PURPOSE_ALGORITHMS[purpose]
+    material, public, kid = _new_material(algorithm)
+    master_id, blob = ring.encrypt(material, _aad(kid, purpose))
+    jwk = {**public, "kid": kid, "alg": algorithm, "use": "sig"} if algorithm != "HS256" else {}
     key = HubKey(
         kid=kid,
         purpose=purpose,
-        algorithm="ES256",
-        public_jwk={**public, "kid": kid, "alg": "ES256", "use": "sig"},
+        algorithm=algorithm,
+        public_jwk=jwk,
         master_key_id=master_id,
         private_ciphertext=blob,
         created_at=utcnow(),
@@ -64,15 +97,6 @@ def create_key(session: Session, ring: MasterKeyRing, purpose: str) -> HubKey:
     session.add(key)
     session.flush()
     return key
-
-
-def _thumbprint(public: dict[str, Any]) -> str:
-    # RFC 7638 §3.2: lexicographic members, no whitespace.
-    import base64  # noqa: PLC0415
-    import hashlib  # noqa: PLC0415
-
-    canonical = json.dumps({k: public[k] for k in ("crv", "kty", "x", "y")}, separators=(",", ":"), sort_keys=True)
-    return base64.urlsafe_b64encode(hashlib.sha256(canonical.encode()).digest()).rstrip(b"=").decode()
 
 
 def active_key_row(session: Session, purpose: str) -> HubKey | None:
@@ -102,24 +126,37 @@ def rotate_key(session: Session, ring: MasterKeyRing, purpose: str) -> HubKey:
     return create_key(session, ring, purpose)
 
 
-def signing_key(session: Session, ring: MasterKeyRing, purpose: str) -> SigningKey:
-    """The active key for ``purpose``, decrypted once per process and kept by kid."""
+def _material(session: Session, ring: MasterKeyRing, purpose: str) -> tuple[HubKey, bytes]:
+    """The active key's decrypted material, decrypted once per process and kept by kid."""
     row = active_key_row(session, purpose)
     if row is None:
         msg = f"no active {purpose} key: run `licence-hub init`"
         raise LookupError(msg)
-    cached = _private_cache.get(row.kid)
-    if cached is not None:
-        return cached
-    der = ring.decrypt(row.master_key_id, row.private_ciphertext, _aad(row.kid, purpose))
+    cached = _material_cache.get(row.kid)
+    if cached is None:
+        cached = ring.decrypt(row.master_key_id, row.private_ciphertext, _aad(row.kid, purpose))
+        with _cache_lock:
+            _material_cache[row.kid] = cached
+    return row, cached
+
+
+def signing_key(session: Session, ring: MasterKeyRing, purpose: str) -> SigningKey:
+    """The active ES256 key for ``purpose`` (access tokens, dev IdP)."""
+    row, der = _material(session, ring, purpose)
     private_key = serialization.load_der_private_key(der, password=None)
     if not isinstance(private_key, ec.EllipticCurvePrivateKey):
         msg = f"stored key {row.kid} is not an EC key"
         raise TypeError(msg)
-    key = SigningKey(row.kid, row.algorithm, private_key)
-    with _cache_lock:
-        _private_cache[row.kid] = key
-    return key
+    return SigningKey(row.kid, row.algorithm, private_key)
+
+
+def ed25519_key(session: Session, ring: MasterKeyRing, purpose: str = AUDIT) -> EdKey:
+    row, raw = _material(session, ring, purpose)
+    return EdKey(row.kid, ed25519.Ed25519PrivateKey.from_private_bytes(raw))
+
+
+def secret(session: Session, ring: MasterKeyRing, purpose: str = HOLDER_REF) -> bytes:
+    return _material(session, ring, purpose)[1]
 
 
 def published_keys(session: Session, purpose: str, overlap: timedelta, now: datetime | None = None) -> list[HubKey]:
