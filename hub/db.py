@@ -85,6 +85,7 @@ def begin_read_only(session: Session) -> None:
     never wait); nothing changes on PostgreSQL. A read-only unit of work that writes anyway may fail
     with "database is locked" if another writer committed meanwhile, which surfaces as a 503.
     """
+    session.info["read_only"] = True
     if not session.in_transaction() and session.get_bind().dialect.name == "sqlite":
         session.connection(execution_options={"sqlite_begin": "DEFERRED"})
 

@@ -21,6 +21,10 @@ class DomainError(Exception):
         self.detail = detail or self.title
         self.extensions = extensions
         self.headers: dict[str, str] = {}
+        # Set by the HTTP layer when this refusal is audited: the event to record after the
+        # request's transaction rolled back, then the receipt to return with the problem.
+        self.audit_event: Any = None
+        self.receipt: dict[str, Any] | None = None
 
     def problem(self) -> dict[str, Any]:
         """RFC 9457 §3.1 members plus our stable ``code`` extension member."""
@@ -32,6 +36,8 @@ class DomainError(Exception):
             "code": self.code,
         }
         body.update(self.extensions)
+        if self.receipt is not None:
+            body["receipt"] = self.receipt  # DESIGN.md §4: denied calls carry their receipt too
         return body
 
 

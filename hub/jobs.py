@@ -10,6 +10,7 @@ from hub.settings import Settings
 # scheduler (hub.scheduler) in the embedded default. name -> interval in seconds.
 PERIODIC_JOBS: dict[str, float] = {
     "hub.identity.purge_spent_assertions": 3600.0,
+    "audit.tree.integrate": Settings().audit_checkpoint_interval_seconds,
 }
 
 

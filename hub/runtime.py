@@ -10,6 +10,8 @@ from functools import cached_property
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from audit.append import AuditSigner
+from audit.committer import GroupCommitter
 from hub.db import make_engine, make_session_factory
 from hub.identity.oidc import RemoteJwks
 from hub.identity.service import PublicKeyCache
@@ -39,6 +41,21 @@ class Runtime:
             return None
         url = settings.oidc_jwks_url or f"{settings.holder_issuer.rstrip('/')}/jwks.json"
         return RemoteJwks(url)
+
+    @cached_property
+    def audit_signer(self) -> AuditSigner:
+        """The audit key and holder_ref secret, decrypted once per process."""
+        from hub.keys import service as keys  # noqa: PLC0415 - keys import models that import hub.db
+
+        with self.session_factory() as session:
+            ed_key = keys.ed25519_key(session, self.master_keys, keys.AUDIT)
+            holder_secret = keys.secret(session, self.master_keys, keys.HOLDER_REF)
+        return AuditSigner(self.settings.resolved_audit_origin, ed_key.kid, ed_key.private_key, holder_secret)
+
+    @cached_property
+    def audit(self) -> GroupCommitter:
+        """Durable audit appends in their own (shared) transaction: reads, disclosures and denials."""
+        return GroupCommitter(self.session_factory, lambda: self.audit_signer)
 
     @contextmanager
     def session_scope(self) -> Iterator[Session]:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from audit import models as audit_models
 from hub.db import Base
 from hub.identity import models as identity_models
 from hub.keys import models as key_models
 
-MODEL_MODULES = (identity_models, key_models)
+MODEL_MODULES = (identity_models, key_models, audit_models)
 metadata = Base.metadata

@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     oidc_audience: str = "licence-hub"
     oidc_jwks_url: str | None = None
 
+    # C2SP tlog-checkpoint origin line (and note key name) of the audit log; derived from public_url.
+    audit_origin: str | None = None
+    audit_checkpoint_interval_seconds: float = Field(default=60.0, gt=0)
+
     log_level: str = "INFO"
     log_json: bool = True
     scheduler_enabled: bool = True
@@ -91,6 +95,12 @@ class Settings(BaseSettings):
         if self.oidc_issuer:
             return self.oidc_issuer
         return self.dev_idp_issuer if self.is_development else None
+
+    @property
+    def resolved_audit_origin(self) -> str:
+        if self.audit_origin:
+            return self.audit_origin
+        return self.public_url.split("://", 1)[-1].rstrip("/") + "/audit"
 
     @property
     def is_eager(self) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from audit import tree
 from hub.identity.service import purge_spent_assertions
 from hub.jobs import celery_app
 from hub.runtime import get_runtime
@@ -12,3 +13,16 @@ def purge_spent_assertions_task() -> int:
     """Delete spent client-assertion ids whose assertions have expired."""
     with get_runtime().session_scope() as session:
         return purge_spent_assertions(session)
+
+
+@celery_app.task(name="audit.tree.integrate")  # type: ignore[untyped-decorator]
+def integrate_audit_log() -> int:
+    """Integrate committed audit entries in chunks and publish checkpoints; returns the tree size."""
+    runtime = get_runtime()
+    size = 0
+    while True:
+        with runtime.session_scope() as session:
+            checkpoint = tree.integrate(session, runtime.audit_signer)
+            if checkpoint is None:
+                return size
+            size = checkpoint.tree_size

@@ -10,7 +10,9 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
+from hub import audited
 from hub.db import begin_read_only
+from hub.errors import DomainError
 from hub.identity import service as identity
 from hub.identity.errors import ScopeMissing, TokenMissing
 from hub.identity.models import Holder
@@ -32,11 +34,21 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})  # RFC 9110 §9.2.1
 
 
 def get_session(request: Request, runtime: RuntimeDep) -> Iterator[Session]:
-    """The one place a request commits: after the handler returns, before the response is sent."""
-    with runtime.session_scope() as session:
-        if request.method in SAFE_METHODS:
-            begin_read_only(session)
-        yield session
+    """The one place a request commits: after the handler returns, before the response is sent.
+
+    A refusal that carries an audit event is recorded after the request's own transaction has
+    rolled back (so nothing else of the refused request survives), and its receipt goes back with
+    the problem response.
+    """
+    try:
+        with runtime.session_scope() as session:
+            if request.method in SAFE_METHODS:
+                begin_read_only(session)
+            yield session
+    except DomainError as exc:
+        if exc.audit_event is not None and exc.receipt is None:
+            exc.receipt = runtime.audit.record([exc.audit_event])[0].to_json()
+        raise
 
 
 # scope="function": the commit runs before the response leaves (DESIGN.md "no audit, no data").
@@ -86,12 +98,19 @@ def current_holder(session: SessionDep, runtime: RuntimeDep, credentials: Holder
     settings = runtime.settings
     if settings.holder_issuer is None:
         raise TokenMissing("no holder identity provider is configured (HUB_OIDC_ISSUER)")
-    identity_ = verify_id_token(
-        credentials.credentials,
-        issuer=settings.holder_issuer,
-        audience=settings.oidc_audience,
-        jwk_for_kid=_holder_jwk_source(session, runtime),
-    )
+    try:
+        identity_ = verify_id_token(
+            credentials.credentials,
+            issuer=settings.holder_issuer,
+            audience=settings.oidc_audience,
+            jwk_for_kid=_holder_jwk_source(session, runtime),
+        )
+    except DomainError as exc:  # a failed sign-in is audited (issue 3); the token itself is not logged
+        exc.audit_event = audited.event(
+            action="identity.holder.signed_in", outcome="denied", actor_type="public", actor="anonymous",
+            error_code=exc.code,
+        )  # fmt: skip
+        raise
     return identity.resolve_holder(
         session, holder_type=identity_.holder_type, holder_code=identity_.holder_code, name=identity_.name
     )

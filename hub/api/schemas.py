@@ -13,13 +13,23 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class ReceiptOut(BaseModel):
+    """Signed promise that the audit entry of this call is in the log (DESIGN.md §4)."""
+
+    leaf_index: int
+    leaf_hash: str
+    integrated_time: int
+    signature: str
+
+
 class TokenResponse(BaseModel):
-    """RFC 6749 §5.1."""
+    """RFC 6749 §5.1, plus the audit receipt of the issuance."""
 
     access_token: str
     token_type: Literal["Bearer"]
     expires_in: int
     scope: str
+    receipt: ReceiptOut
 
 
 class DepartmentIn(Strict):
@@ -35,6 +45,7 @@ class DepartmentOut(BaseModel):
     level: str
     area_code: str
     active: bool
+    receipt: ReceiptOut | None = None
 
 
 class ClientIn(Strict):
@@ -53,6 +64,7 @@ class ClientOut(BaseModel):
     token_endpoint_auth_method: str
     active: bool
     client_secret: str | None = Field(default=None, description="Shown once, at creation")
+    receipt: ReceiptOut | None = None
 
 
 class DevTokenIn(Strict):

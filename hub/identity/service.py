@@ -202,7 +202,29 @@ def _spend_jti(session: Session, client_id: str, jti: str, exp: int) -> None:
         raise ClientAssertionReplayed("this assertion's jti was already used; sign a new one") from exc
 
 
-def issue_token(session: Session, settings: Settings, ring: MasterKeyRing, request: TokenRequest) -> dict[str, Any]:
+@dataclass(frozen=True)
+class IssuedToken:
+    client_id: str
+    department_code: str
+    body: dict[str, Any]
+
+
+def claimed_client_id(request: TokenRequest) -> str | None:
+    """Who the failed request said it was (for the audit entry), without trusting it."""
+    if request.authorization and request.authorization[:6].lower() == "basic ":
+        try:
+            return _parse_basic(request.authorization)[0]
+        except ClientAuthenticationFailed:
+            return None
+    if request.client_assertion:
+        try:
+            return str(jwt.decode(request.client_assertion, options={"verify_signature": False}).get("iss", ""))
+        except jwt.PyJWTError:
+            return None
+    return request.client_id
+
+
+def issue_token(session: Session, settings: Settings, ring: MasterKeyRing, request: TokenRequest) -> IssuedToken:
     """The client_credentials grant (RFC 6749 §4.4) with client_secret_basic or private_key_jwt."""
     if request.grant_type != "client_credentials":
         raise GrantTypeUnsupported
@@ -232,12 +254,13 @@ def issue_token(session: Session, settings: Settings, ring: MasterKeyRing, reque
         scopes=requested,
         ttl_seconds=settings.access_token_ttl_seconds,
     )
-    return {
+    body = {
         "access_token": token,
         "token_type": "Bearer",
         "expires_in": settings.access_token_ttl_seconds,
         "scope": claims["scope"],
     }
+    return IssuedToken(client.client_id, client.department_code, body)
 
 
 def purge_spent_assertions(session: Session, now: datetime | None = None) -> int:

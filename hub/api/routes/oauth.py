@@ -7,9 +7,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Header, Response
 
+from hub import audited
 from hub.api.deps import RuntimeDep, SessionDep
 from hub.api.schemas import TokenResponse
 from hub.db import begin_read_only
+from hub.errors import DomainError
 from hub.identity import service as identity
 from hub.identity.scopes import SCOPES
 from hub.keys import service as keys
@@ -36,19 +38,36 @@ def token(  # noqa: PLR0917 - FastAPI reads each form field as a parameter
         # client_secret_basic writes nothing, so the ~150 ms Argon2id check must not hold SQLite's
         # single write lock (private_key_jwt spends its jti, so it stays a writer).
         begin_read_only(session)
-    return identity.issue_token(
+    request = identity.TokenRequest(
+        grant_type=grant_type,
+        scope=scope,
+        client_id=client_id,
+        client_assertion_type=client_assertion_type,
+        client_assertion=client_assertion,
+        authorization=authorization,
+    )
+    try:
+        issued = identity.issue_token(session, runtime.settings, runtime.master_keys, request)
+    except DomainError as exc:  # every failed sign-in of a department system is audited
+        claimed = (identity.claimed_client_id(request) or "")[:64] or None
+        exc.audit_event = audited.event(
+            action="auth.token.issued", outcome="denied", actor_type="public", actor="anonymous",
+            error_code=exc.code, client_id=claimed,
+        )  # fmt: skip
+        raise
+    receipt = audited.record(
         session,
-        runtime.settings,
-        runtime.master_keys,
-        identity.TokenRequest(
-            grant_type=grant_type,
-            scope=scope,
-            client_id=client_id,
-            client_assertion_type=client_assertion_type,
-            client_assertion=client_assertion,
-            authorization=authorization,
+        runtime,
+        audited.event(
+            action="auth.token.issued",
+            outcome="ok",
+            actor_type="department",
+            actor=issued.department_code,
+            client_id=issued.client_id,
+            extra={"scope": issued.body["scope"]},
         ),
     )
+    return {**issued.body, "receipt": receipt.to_json()}
 
 
 @router.get("/.well-known/oauth-authorization-server")

@@ -1,0 +1,103 @@
+"""Group commit: audit entries of concurrent requests committed together, each caller released when durable."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from audit.append import AuditSigner, Sequenced, append
+from audit.entries import AuditEvent, Receipt
+
+log = logging.getLogger(__name__)
+_Item = tuple[Sequence[AuditEvent], "Future[list[Sequenced]]"]
+
+
+class GroupCommitter:
+    """One writer thread per process: while one batch commits, the next one gathers.
+
+    A request that discloses data blocks in :meth:`record` until its entry's batch is durable, so
+    "no audit, no data" holds without one commit (and one fsync) per request. If the batch fails,
+    every caller in it gets the exception and must not disclose anything.
+    """
+
+    def __init__(
+        self,
+        session_factory: sessionmaker[Session],
+        signer: Callable[[], AuditSigner],
+        *,
+        max_batch: int = 2000,
+        wait_seconds: float = 30.0,
+    ) -> None:
+        self._sessions = session_factory
+        self._signer = signer
+        self._max_batch = max_batch
+        self._wait = wait_seconds
+        self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+        self.batches = 0  # for tests and metrics: how many commits served how many entries
+        self.entries = 0
+
+    def record(self, events: Sequence[AuditEvent]) -> list[Receipt]:
+        """Append ``events`` in their own durable transaction (shared with concurrent callers)."""
+        future: Future[list[Sequenced]] = Future()
+        self._ensure_thread()
+        self._queue.put((events, future))
+        sequenced = future.result(timeout=self._wait)
+        signer = self._signer()
+        return [signer.receipt(s.leaf_index, s.leaf_hash, s.integrated_time) for s in sequenced]
+
+    def close(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join(timeout=10)
+
+    def _ensure_thread(self) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            with self._start_lock:
+                if self._thread is None or not self._thread.is_alive():
+                    self._thread = threading.Thread(target=self._run, name="audit-group-commit", daemon=True)
+                    self._thread.start()
+
+    def _gather(self, first: _Item) -> tuple[list[_Item], bool]:
+        batch, count, stop = [first], len(first[0]), False
+        while count < self._max_batch:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is None:
+                stop = True
+                break
+            batch.append(item)
+            count += len(item[0])
+        return batch, stop
+
+    def _run(self) -> None:
+        stop = False
+        while not stop:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch, stop = self._gather(first)
+            events = [event for item in batch for event in item[0]]
+            try:
+                with self._sessions() as session:
+                    sequenced = append(session, events)
+                    session.commit()
+            except Exception as exc:  # noqa: BLE001 - every waiting caller learns the batch failed
+                log.warning("audit batch failed", extra={"entries": len(events), "error": type(exc).__name__})
+                for _, future in batch:
+                    future.set_exception(exc)
+                continue
+            self.batches += 1
+            self.entries += len(events)
+            offset = 0
+            for item_events, future in batch:
+                future.set_result(sequenced[offset : offset + len(item_events)])
+                offset += len(item_events)

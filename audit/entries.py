@@ -1,0 +1,155 @@
+"""Audit entries as values: the DESIGN.md §6 fields, RFC 8785 canonical bytes, holder_ref, receipts."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import rfc8785
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+ACTOR_TYPES = frozenset({"department", "holder", "public", "system", "admin"})
+OUTCOMES = frozenset({"ok", "denied", "failed"})
+
+
+class ReceiptInvalid(ValueError):
+    """A receipt whose signature does not verify under the hub's audit key."""
+
+
+def holder_ref(secret: bytes, holder_type: str, holder_code: str) -> str:
+    """HMAC-SHA256 of the holder's type and code: exported logs carry no ID numbers (DESIGN.md §6)."""
+    return hmac.new(secret, f"{holder_type}:{holder_code}".encode(), hashlib.sha256).hexdigest()
+
+
+def rfc3339(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """What happened, before it gets a place in the log. Identifiers and digests only, never documents."""
+
+    action: str  # domain.subject.verb, e.g. exchange.licence.fetched
+    outcome: str  # ok | denied | failed
+    actor_type: str
+    actor: str  # department USCC, holder_ref, "public" or "system"
+    request_id: str
+    time: datetime
+    error_code: str | None = None
+    holder_ref: str | None = None
+    client_id: str | None = None
+    certificate_identifier: str | None = None
+    resource_code: str | None = None
+    matter_code: str | None = None
+    case_number: str | None = None
+    officer_id: str | None = None
+    fields: tuple[str, ...] | None = None
+    hidden_until: datetime | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.outcome not in OUTCOMES:
+            msg = f"outcome must be one of {sorted(OUTCOMES)}"
+            raise ValueError(msg)
+        if self.actor_type not in ACTOR_TYPES:
+            msg = f"actor_type must be one of {sorted(ACTOR_TYPES)}"
+            raise ValueError(msg)
+        if self.action.count(".") < 2:
+            msg = "action names are domain.subject.verb"
+            raise ValueError(msg)
+
+    @property
+    def department_code(self) -> str | None:
+        return self.actor if self.actor_type == "department" else None
+
+    def to_entry(self) -> dict[str, Any]:
+        """The DESIGN.md §6 entry: required members always, optional ones only when set."""
+        entry: dict[str, Any] = {
+            "time": rfc3339(self.time),
+            "actor_type": self.actor_type,
+            "actor": self.actor,
+            "action": self.action,
+            "outcome": self.outcome,
+            "holder_ref": self.holder_ref,
+            "request_id": self.request_id,
+        }
+        optional: dict[str, Any] = {
+            "error_code": self.error_code,
+            "client_id": self.client_id,
+            "certificate_identifier": self.certificate_identifier,
+            "resource_code": self.resource_code,
+            "matter_code": self.matter_code,
+            "case_number": self.case_number,
+            "officer_id": self.officer_id,
+            "fields": sorted(self.fields) if self.fields is not None else None,
+            "hidden_until": rfc3339(self.hidden_until) if self.hidden_until else None,
+        }
+        entry.update({k: v for k, v in optional.items() if v is not None})
+        entry.update(self.extra)
+        return entry
+
+
+def canonical(entry: dict[str, Any]) -> bytes:
+    """RFC 8785 (JCS) bytes: the exact bytes that are hashed, stored and exported."""
+    return bytes(rfc8785.dumps(entry))
+
+
+def entry_leaf_hash(body: bytes) -> bytes:
+    """RFC 9162 §2.1.1: SHA-256(0x00 ‖ entry bytes)."""
+    return hashlib.sha256(b"\x00" + body).digest()
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """A signed promise that the entry is in the log (like Rekor's signed entry timestamp)."""
+
+    leaf_index: int
+    leaf_hash: bytes
+    integrated_time: int
+    signature: bytes
+
+    @staticmethod
+    def signed_bytes(origin: str, leaf_index: int, leaf_hash: bytes, integrated_time: int) -> bytes:
+        return canonical(
+            {
+                "origin": origin,
+                "leaf_index": leaf_index,
+                "leaf_hash": base64.b64encode(leaf_hash).decode(),
+                "integrated_time": integrated_time,
+            }
+        )
+
+    @classmethod
+    def sign(
+        cls, key: Ed25519PrivateKey, origin: str, leaf_index: int, leaf_hash: bytes, integrated_time: int
+    ) -> Receipt:
+        message = cls.signed_bytes(origin, leaf_index, leaf_hash, integrated_time)
+        return cls(leaf_index, leaf_hash, integrated_time, key.sign(message))
+
+    def verify(self, key: Ed25519PublicKey, origin: str) -> None:
+        try:
+            key.verify(self.signature, self.signed_bytes(origin, self.leaf_index, self.leaf_hash, self.integrated_time))
+        except InvalidSignature as exc:
+            raise ReceiptInvalid("the receipt is not signed by this log's key") from exc
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "leaf_index": self.leaf_index,
+            "leaf_hash": base64.b64encode(self.leaf_hash).decode(),
+            "integrated_time": self.integrated_time,
+            "signature": base64.b64encode(self.signature).decode(),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Receipt:
+        return cls(
+            int(data["leaf_index"]),
+            base64.b64decode(data["leaf_hash"]),
+            int(data["integrated_time"]),
+            base64.b64decode(data["signature"]),
+        )

@@ -1,0 +1,138 @@
+"""The stored Merkle tree: batch node reads, integration of new entries into signed checkpoints, proofs."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping
+
+from sqlalchemy import func, insert, select, text
+from sqlalchemy.orm import Session
+
+from audit import merkle
+from audit.append import AuditSigner
+from audit.errors import CheckpointNotFound, IntegrationBusy, ProofRequestInvalid
+from audit.merkle import Coord
+from audit.models import STATE_ROW, AuditCheckpoint, AuditEntry, AuditNode, AuditState
+from audit.note import Checkpoint, Signer, sign_checkpoint
+from hub.clock import utcnow
+
+INTEGRATION_CHUNK = 65_536  # entries per integration transaction: bounds the time writers may wait
+_ADVISORY_LOCK = 0x61756469  # "audi": one integrator at a time across PostgreSQL clients
+_IN_LIST_LIMIT = 500
+
+
+def _fetch_level(session: Session, level: int, indexes: list[int]) -> dict[Coord, bytes]:
+    lo, hi = min(indexes), max(indexes)
+    if level == 0:
+        key, value, table_filter = AuditEntry.leaf_index, AuditEntry.leaf_hash, None
+    else:
+        key, value, table_filter = AuditNode.index, AuditNode.hash, AuditNode.level == level
+    found: dict[Coord, bytes] = {}
+    if hi - lo + 1 <= 4 * len(indexes):  # dense (integration): one range scan
+        stmt = select(key, value).where(key >= lo, key <= hi)
+        if table_filter is not None:
+            stmt = stmt.where(table_filter)
+        wanted = set(indexes)
+        found.update({(level, int(i)): h for i, h in session.execute(stmt) if int(i) in wanted})
+        return found
+    for start in range(0, len(indexes), _IN_LIST_LIMIT):  # sparse (proofs): a few keys per level
+        stmt = select(key, value).where(key.in_(indexes[start : start + _IN_LIST_LIMIT]))
+        if table_filter is not None:
+            stmt = stmt.where(table_filter)
+        found.update({(level, int(i)): h for i, h in session.execute(stmt)})
+    return found
+
+
+def fetcher(session: Session, extra: Mapping[Coord, bytes] | None = None) -> merkle.SubtreeHashes:
+    """A ``merkle.SubtreeHashes`` over the tables (leaf hashes at level 0, ``audit_nodes`` above)."""
+
+    def fetch(coords: list[Coord]) -> dict[Coord, bytes]:
+        result: dict[Coord, bytes] = {}
+        by_level: defaultdict[int, list[int]] = defaultdict(list)
+        for coord in coords:
+            if extra is not None and coord in extra:
+                result[coord] = extra[coord]
+            else:
+                by_level[coord[0]].append(coord[1])
+        for level, indexes in by_level.items():
+            result.update(_fetch_level(session, level, indexes))
+        missing = [c for c in coords if c not in result]
+        if missing:
+            msg = f"the stored tree lacks {len(missing)} node(s), first {missing[0]}: integrate or restore"
+            raise LookupError(msg)
+        return result
+
+    return fetch
+
+
+def latest_checkpoint(session: Session) -> AuditCheckpoint | None:
+    return session.scalars(select(AuditCheckpoint).order_by(AuditCheckpoint.tree_size.desc()).limit(1)).first()
+
+
+def checkpoint_at(session: Session, tree_size: int) -> AuditCheckpoint:
+    found = session.get(AuditCheckpoint, tree_size)
+    if found is None:
+        raise CheckpointNotFound(f"no checkpoint was published at tree size {tree_size}")
+    return found
+
+
+def integrated_size(session: Session) -> int:
+    return int(session.scalar(select(func.coalesce(func.max(AuditCheckpoint.tree_size), 0))) or 0)
+
+
+def _lock_integrator(session: Session) -> None:
+    postgres = session.get_bind().dialect.name == "postgresql"
+    if postgres and not session.scalar(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": _ADVISORY_LOCK}):
+        raise IntegrationBusy
+    # SQLite: the transaction began IMMEDIATE, so this writer already excludes every other one.
+
+
+def integrate(session: Session, signer: AuditSigner, *, max_entries: int = INTEGRATION_CHUNK) -> AuditCheckpoint | None:
+    """Add the next committed entries to the tree and publish a signed checkpoint for the new size.
+
+    Only nodes completed by the new leaves are computed (O(new entries)); returns None when there
+    is nothing new. Call repeatedly (the periodic job does) to work through a large backlog.
+    """
+    _lock_integrator(session)
+    latest = latest_checkpoint(session)
+    old = latest.tree_size if latest is not None else 0
+    committed = int(session.scalar(select(AuditState.next_index).where(AuditState.id == STATE_ROW)) or 0)
+    new = min(committed, old + max_entries)
+    if latest is not None and new == old:
+        return None
+    fetch = fetcher(session)
+    made = merkle.compute_nodes(old, new, fetch)
+    if made:
+        session.execute(insert(AuditNode), [{"level": lv, "index": i, "hash": h} for (lv, i), h in made.items()])
+    root = merkle.root(new, fetcher(session, made)) if new else merkle.EMPTY_ROOT
+    note = sign_checkpoint(Checkpoint(signer.origin, new, root), Signer(signer.origin, signer.private_key))
+    checkpoint = AuditCheckpoint(tree_size=new, root_hash=root, signed_note=note, created_at=utcnow())
+    session.add(checkpoint)
+    session.flush()
+    return checkpoint
+
+
+def inclusion_proof(session: Session, leaf_index: int, tree_size: int) -> list[bytes]:
+    """RFC 9162 §2.1.3 audit path of ``leaf_index`` in the tree of ``tree_size`` (O(log n) reads)."""
+    if not 0 <= leaf_index < tree_size:
+        raise ProofRequestInvalid("leaf_index must be below tree_size")
+    if tree_size > integrated_size(session):
+        raise ProofRequestInvalid("tree_size is beyond the latest checkpoint; wait for the next one")
+    return merkle.inclusion_proof(leaf_index, tree_size, fetcher(session))
+
+
+def consistency_proof(session: Session, first: int, second: int) -> list[bytes]:
+    """RFC 9162 §2.1.4 proof that the tree of size ``first`` is a prefix of the tree of size ``second``."""
+    if not 0 < first <= second:
+        raise ProofRequestInvalid("need 0 < first <= second")
+    if second > integrated_size(session):
+        raise ProofRequestInvalid("second is beyond the latest checkpoint; wait for the next one")
+    return merkle.consistency_proof(first, second, fetcher(session))
+
+
+def stored_root(session: Session, tree_size: int) -> bytes:
+    return merkle.root(tree_size, fetcher(session)) if tree_size else merkle.EMPTY_ROOT
+
+
+def node_count(session: Session) -> int:
+    return int(session.scalar(select(func.count()).select_from(AuditNode)) or 0)
