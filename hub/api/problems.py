@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hub.errors import DomainError, InvalidInput, ServiceUnavailable
@@ -21,6 +21,11 @@ RETRY_AFTER_SECONDS = "5"
 class DatabaseUnavailable(ServiceUnavailable):
     code = "database_unavailable"
     title = "The database is unavailable; retry later"
+
+
+class ValueNotStorable(InvalidInput):
+    code = "value_not_storable"
+    title = "A value in the request cannot be stored or searched (for example a NUL character)"
 
 
 class InternalError(DomainError):
@@ -82,6 +87,12 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def database_down(request: Request, exc: OperationalError) -> JSONResponse:
         log.warning("database unavailable", extra={"error": type(exc.orig).__name__})
         return problem_response(DatabaseUnavailable(), request)
+
+    @app.exception_handler(DataError)
+    async def data_error(request: Request, exc: DataError) -> JSONResponse:
+        # The database refused a value (NUL in text, out-of-range number); nothing was written.
+        log.info("value refused by the database", extra={"error": type(exc.orig).__name__})
+        return problem_response(ValueNotStorable(), request)
 
     @app.exception_handler(DBAPIError)
     async def database_error(request: Request, exc: DBAPIError) -> JSONResponse:

@@ -55,7 +55,7 @@ def access_log(
     rows = audit.access_log(session, ref, now=utcnow(), after=after, limit=limit)
     codes = {r.department_code for r in rows if r.department_code}
     names = (
-        dict(session.execute(select(Department.code, Department.name).where(Department.code.in_(codes))))
+        dict(session.execute(select(Department.code, Department.name).where(Department.code.in_(codes))).all())
         if codes
         else {}
     )
