@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hub.errors import Conflict, InvalidInput, NotFound
+from hub.errors import Conflict, DomainError, InvalidInput, NotFound
 
 
 class AuditEntryNotFound(NotFound):
@@ -18,6 +18,14 @@ class CheckpointNotFound(NotFound):
 class ProofRequestInvalid(InvalidInput):
     code = "proof_request_invalid"
     title = "A proof cannot be made for those sizes"
+
+
+class AuditLogTampered(DomainError):
+    """Stored entries no longer match their leaf hashes or have gaps: an integrity alarm."""
+
+    status = 500
+    code = "audit_log_tampered"
+    title = "The audit log failed its integrity check; no checkpoint was signed"
 
 
 class IntegrationBusy(Conflict):

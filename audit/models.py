@@ -23,6 +23,9 @@ class AuditState(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     next_index: Mapped[int] = mapped_column(BigInteger)
+    # The log's C2SP origin, fixed when the hub is initialised: checkpoints and the published
+    # verifier key name it, so it must not follow later changes of HUB_PUBLIC_URL.
+    origin: Mapped[str | None] = mapped_column(String(200))
 
 
 class AuditEntry(Base):

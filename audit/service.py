@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from audit.append import AuditSigner, append
 from audit.entries import AuditEvent, Receipt, holder_ref
 from audit.errors import AuditEntryNotFound
-from audit.models import AuditEntry
+from audit.models import STATE_ROW, AuditEntry, AuditState
 
 
 def record(session: Session, signer: AuditSigner, event: AuditEvent) -> Receipt:
@@ -126,4 +126,19 @@ def leaf_hashes(session: Session, start: int, stop: int) -> Sequence[bytes]:
         .where(AuditEntry.leaf_index >= start, AuditEntry.leaf_index < stop)
         .order_by(AuditEntry.leaf_index)
     )
-    return [row[0] for row in rows]
+    found = [row[0] for row in rows]
+    if len(found) != stop - start:
+        msg = f"the log lacks {stop - start - len(found)} entries in [{start}, {stop}): rows were deleted"
+        raise LookupError(msg)
+    return found
+
+
+def fix_origin(session: Session, wanted: str) -> str:
+    """Store the log's origin the first time; afterwards the stored one wins (returned)."""
+    state = session.get(AuditState, STATE_ROW)
+    if state is None:  # pragma: no cover - the migration creates the row
+        raise LookupError("audit_state row missing: run the migrations")
+    if state.origin is None:
+        state.origin = wanted
+        session.flush()
+    return state.origin

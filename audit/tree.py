@@ -10,7 +10,8 @@ from sqlalchemy.orm import Session
 
 from audit import merkle
 from audit.append import AuditSigner
-from audit.errors import CheckpointNotFound, IntegrationBusy, ProofRequestInvalid
+from audit.entries import entry_leaf_hash
+from audit.errors import AuditLogTampered, CheckpointNotFound, IntegrationBusy, ProofRequestInvalid
 from audit.merkle import Coord
 from audit.models import STATE_ROW, AuditCheckpoint, AuditEntry, AuditNode, AuditState
 from audit.note import Checkpoint, Signer, sign_checkpoint
@@ -87,6 +88,31 @@ def _lock_integrator(session: Session) -> None:
     # SQLite: the transaction began IMMEDIATE, so this writer already excludes every other one.
 
 
+def _checked_new_leaves(session: Session, start: int, stop: int) -> dict[Coord, bytes]:
+    """Leaf hashes of [start, stop), each re-derived from its stored body before anything is signed.
+
+    A row edited (or removed) between append and integration is refused here rather than sealed
+    into a checkpoint; the caller's receipt would be the only other witness.
+    """
+    leaves: dict[Coord, bytes] = {}
+    rows = session.execute(
+        select(AuditEntry.leaf_index, AuditEntry.leaf_hash, AuditEntry.body)
+        .where(AuditEntry.leaf_index >= start, AuditEntry.leaf_index < stop)
+        .order_by(AuditEntry.leaf_index)
+    )
+    expected = start
+    for index, stored_hash, body in rows:
+        if index != expected:
+            raise AuditLogTampered(f"audit entry {expected} is missing; refusing to sign a checkpoint")
+        if body is not None and entry_leaf_hash(body) != stored_hash:
+            raise AuditLogTampered(f"audit entry {index} does not match its leaf hash; refusing to sign a checkpoint")
+        leaves[0, index] = stored_hash
+        expected += 1
+    if expected != stop:
+        raise AuditLogTampered(f"audit entry {expected} is missing; refusing to sign a checkpoint")
+    return leaves
+
+
 def integrate(session: Session, signer: AuditSigner, *, max_entries: int = INTEGRATION_CHUNK) -> AuditCheckpoint | None:
     """Add the next committed entries to the tree and publish a signed checkpoint for the new size.
 
@@ -100,8 +126,8 @@ def integrate(session: Session, signer: AuditSigner, *, max_entries: int = INTEG
     new = min(committed, old + max_entries)
     if latest is not None and new == old:
         return None
-    fetch = fetcher(session)
-    made = merkle.compute_nodes(old, new, fetch)
+    new_leaves = _checked_new_leaves(session, old, new)
+    made = merkle.compute_nodes(old, new, fetcher(session, new_leaves))
     if made:
         session.execute(insert(AuditNode), [{"level": lv, "index": i, "hash": h} for (lv, i), h in made.items()])
     root = merkle.root(new, fetcher(session, made)) if new else merkle.EMPTY_ROOT

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from audit import service as audit
 from hub import migrate
 from hub.keys import service as keys
 from hub.keys.masterkey import create_master_key_file
@@ -24,6 +25,7 @@ def initialise(runtime: Runtime) -> dict[str, Any]:
     report["database"] = runtime.engine.url.render_as_string(hide_password=True)
     with runtime.session_scope() as session:
         report["keys_created"] = keys.ensure_keys(session, runtime.master_keys)
+        report["audit_origin"] = audit.fix_origin(session, settings.resolved_audit_origin)
     if isinstance(runtime.storage, S3BlobStore):
         runtime.storage.ensure_bucket()
     runtime.storage.ping()

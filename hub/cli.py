@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 import sys
@@ -19,6 +20,8 @@ from hub.settings import Settings
 app = typer.Typer(no_args_is_help=True, help="licence-hub: 政务数据共享与电子证照交换中心")
 admin_app = typer.Typer(no_args_is_help=True, help="Departments, API clients and hub keys.")
 app.add_typer(admin_app, name="admin")
+audit_app = typer.Typer(no_args_is_help=True, help="The audit log: checkpoints, export and offline verification.")
+app.add_typer(audit_app, name="audit")
 console = Console(stderr=True)
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
@@ -212,6 +215,131 @@ def rotate_key(
         key = keys.rotate_key(session, runtime.master_keys, purpose)
         data = {"purpose": purpose, "kid": key.kid}
     _emit(data, as_json, "key rotated")
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint(as_json: JsonOpt = False) -> None:
+    """Integrate every committed entry now and publish signed checkpoints; print the latest."""
+    from audit import tree  # noqa: PLC0415
+
+    runtime = _runtime()
+    published = 0
+    try:
+        while True:
+            with runtime.session_scope() as session:
+                if tree.integrate(session, runtime.audit_signer) is None:
+                    break
+            published += 1
+    except DomainError as exc:
+        _fail(exc)
+    with runtime.session_scope() as session:
+        latest = tree.latest_checkpoint(session)
+        if latest is None:  # pragma: no cover - integrate always publishes the first checkpoint
+            console.print("[red]error[/red] no checkpoint was published")
+            raise typer.Exit(2)
+        data: dict[str, Any] = {
+            "origin": runtime.audit_signer.origin,
+            "tree_size": latest.tree_size,
+            "root_hash": base64.b64encode(latest.root_hash).decode(),
+            "published": published,
+            "signed_note": latest.signed_note,
+        }
+    _emit(data, as_json, "audit checkpoint")
+
+
+@audit_app.command("verifier-key")
+def audit_verifier_key() -> None:
+    """Print the note verifier key of audit checkpoints (publish it; auditors pass it to `audit verify --key`)."""
+    from audit.note import Signer  # noqa: PLC0415
+
+    signer = _runtime().audit_signer
+    typer.echo(Signer(signer.origin, signer.private_key).verifier_key())
+
+
+@audit_app.command("export")
+def audit_export(
+    out: Annotated[Path, typer.Option(help="Write the JSON Lines export here")],
+    checkpoint_out: Annotated[Path | None, typer.Option(help="Also write the signed checkpoint it ends at")] = None,
+    tree_size: Annotated[
+        int | None, typer.Option(help="Export up to this published checkpoint (default: the latest)")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Export the log up to a checkpoint as JSON Lines, for `licence-hub audit verify` anywhere."""
+    from audit import tree  # noqa: PLC0415
+    from audit.export import export_log  # noqa: PLC0415
+
+    try:
+        with _runtime().session_scope() as session:
+            found = tree.checkpoint_at(session, tree_size) if tree_size is not None else tree.latest_checkpoint(session)
+            if found is None:
+                console.print("[red]error[/red] no checkpoint yet: run `licence-hub audit checkpoint` first")
+                raise typer.Exit(2)
+            with out.open("w", encoding="utf-8", newline="\n") as fh:
+                written = export_log(session, fh, upto=found.tree_size)
+            if checkpoint_out is not None:
+                checkpoint_out.write_text(found.signed_note, encoding="utf-8", newline="\n")
+            size = found.tree_size
+    except DomainError as exc:
+        _fail(exc)
+    if written != size:
+        console.print(f"[yellow]warning[/yellow] the stored log holds {written} of {size} entries: it is damaged")
+    data: dict[str, Any] = {"out": str(out), "tree_size": size, "entries": written}
+    if checkpoint_out is not None:
+        data["checkpoint_out"] = str(checkpoint_out)
+    _emit(data, as_json, "audit log exported")
+
+
+def _verifier_key_arg(key: str) -> str:
+    """KEY is the verifier key itself or a file holding it."""
+    path = Path(key)
+    try:
+        is_file = path.is_file()
+    except OSError:  # e.g. a key longer than a file name may be
+        is_file = False
+    if not is_file:
+        return key
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        console.print(f"[red]error[/red] cannot read the key file: {escape(str(exc))}")
+        raise typer.Exit(2) from exc
+
+
+@audit_app.command("verify")
+def audit_verify(
+    export: Annotated[Path, typer.Option(help="JSON Lines export (`licence-hub audit export`)")],
+    checkpoint: Annotated[list[Path], typer.Option(help="Signed checkpoint note; repeat for several")],
+    key: Annotated[str, typer.Option(help="Note verifier key, or a file holding it")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Verify an export offline: entry hashes, Merkle roots, checkpoint signatures and consistency.
+
+    Exit 0 when it verifies, 1 with the first bad entry and the reason when it does not. Needs no hub.
+    """
+    from audit.verify import AuditVerificationError, verify_export  # noqa: PLC0415 - offline: nothing else
+
+    verifier_key = _verifier_key_arg(key)
+    try:
+        notes = [path.read_text(encoding="utf-8") for path in checkpoint]
+        with export.open(encoding="utf-8", errors="replace") as fh:
+            report = verify_export(fh, notes, verifier_key)
+    except (OSError, UnicodeDecodeError) as exc:
+        console.print(f"[red]error[/red] {escape(str(exc))}")
+        raise typer.Exit(2) from exc
+    except AuditVerificationError as exc:
+        if exc.reason == "bad_key":  # a usage error, not a verdict on the log
+            console.print(
+                f"[red]error[/red] --key is neither a readable file nor a verifier key: {escape(exc.message)}"
+            )
+            raise typer.Exit(2) from exc
+        if as_json:
+            typer.echo(json.dumps(exc.to_json(), ensure_ascii=False, indent=2))
+        else:
+            where = f" at entry {exc.leaf_index}" if exc.leaf_index is not None else ""
+            console.print(f"[red]NOT VERIFIED[/red]{where} {escape(f'[{exc.reason}]')} {escape(exc.message)}")
+        raise typer.Exit(1) from exc
+    _emit(report.to_json(), as_json, "audit log verified")
 
 
 def main() -> None:  # pragma: no cover - console entry point wrapper

@@ -7,11 +7,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from audit.append import AuditSigner
 from audit.committer import GroupCommitter
+from audit.models import STATE_ROW, AuditState
 from hub.db import make_engine, make_session_factory
 from hub.identity.oidc import RemoteJwks
 from hub.identity.service import PublicKeyCache
@@ -50,7 +51,9 @@ class Runtime:
         with self.session_factory() as session:
             ed_key = keys.ed25519_key(session, self.master_keys, keys.AUDIT)
             holder_secret = keys.secret(session, self.master_keys, keys.HOLDER_REF)
-        return AuditSigner(self.settings.resolved_audit_origin, ed_key.kid, ed_key.private_key, holder_secret)
+            stored = session.scalar(select(AuditState.origin).where(AuditState.id == STATE_ROW))
+        origin = stored or self.settings.resolved_audit_origin
+        return AuditSigner(origin, ed_key.kid, ed_key.private_key, holder_secret)
 
     @cached_property
     def audit(self) -> GroupCommitter:

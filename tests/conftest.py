@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 from moto.server import ThreadedMotoServer
 from sqlalchemy import Connection, Engine
 
+from audit import service as audit_service
 from hub import migrate
 from hub.api.app import create_app
 from hub.db import make_engine, make_session_factory
@@ -112,6 +113,7 @@ def engine(database_url: str, master_keys: MasterKeyRing) -> Iterator[Engine]:
     migrate.upgrade(eng)
     with make_session_factory(eng)() as session:
         keys.ensure_keys(session, master_keys)
+        audit_service.fix_origin(session, "testserver/audit")
         session.commit()
     yield eng
     eng.dispose()

@@ -391,3 +391,28 @@ def test_nul_characters_in_a_search_are_a_clear_error_not_a_500(client: TestClie
     else:
         assert response.status_code == 422
         assert response.json()["code"] == "value_not_storable"
+
+
+def test_integration_refuses_to_sign_over_an_edited_or_missing_entry(runtime: Runtime) -> None:
+    from sqlalchemy import delete, update
+
+    from audit.errors import AuditLogTampered
+
+    receipts = record_many(runtime, 6)
+    with runtime.session_scope() as session:
+        session.execute(
+            update(AuditEntry).where(AuditEntry.leaf_index == receipts[2].leaf_index).values(body=canonical({"x": 1}))
+        )
+    with pytest.raises(AuditLogTampered, match=f"entry {receipts[2].leaf_index} does not match"):
+        integrate(runtime)
+    with runtime.session_scope() as session:
+        session.execute(delete(AuditEntry).where(AuditEntry.leaf_index == receipts[2].leaf_index))
+    with pytest.raises(AuditLogTampered, match=f"entry {receipts[2].leaf_index} is missing"):
+        integrate(runtime)
+
+
+def test_the_origin_is_fixed_at_init_not_by_later_settings(
+    runtime: Runtime, make_settings: Any, make_runtime: Any
+) -> None:
+    moved = make_runtime(make_settings(public_url="https://new-name.example"))
+    assert moved.audit_signer.origin == runtime.audit_signer.origin == "testserver/audit"

@@ -70,6 +70,7 @@ def upgrade() -> None:
     audit_state = op.create_table('audit_state',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('next_index', sa.BigInteger(), nullable=False),
+    sa.Column('origin', sa.String(length=200), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_audit_state'))
     )
     # The sequencer's single row (audit.append): the log starts empty.
