@@ -1,4 +1,8 @@
-"""``python -m bench``: run every scenario, print one JSON summary and write bench/RESULTS.md."""
+"""``python -m bench``: run every scenario, print one JSON summary and write bench/RESULTS.md.
+
+``--only auth`` runs the HTTP token benchmark, ``--only audit`` the audit log benchmark (bench/audit_bench.py,
+under the summary's "audit" key and its own RESULTS.md section); the default runs both.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import hub_setup, report, scenarios
+from bench import audit_bench, audit_report, hub_setup, report, scenarios
 from bench.cpu import load_average
 from bench.loadgen import CONNECTIONS, ensure_wrk, wrk_version
 from bench.scenarios import Measurement, Run, log
@@ -25,6 +29,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help=f"{QUICK_DURATION_S} s per wrk run")
     parser.add_argument("--skip-postgresql", action="store_true", help="SQLite only, even if PostgreSQL is up")
     parser.add_argument("--output", type=Path, default=report.RESULTS_MD, help="Markdown report path")
+    parser.add_argument("--only", choices=("auth", "audit", "all"), default="all", help="which benchmark (default all)")
     args = parser.parse_args(argv)
     if args.quick:
         args.duration = QUICK_DURATION_S
@@ -93,6 +98,19 @@ def _errors_total(summary: dict[str, Any]) -> int:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     started = time.perf_counter()
+    if args.only == "audit":
+        summary: dict[str, Any] = {"date": datetime.now(UTC).isoformat(timespec="seconds")}
+        summary["machine"] = report.machine_info("not run (--only audit)")
+    else:
+        summary = _run_auth(args)
+    if args.only != "auth":
+        summary["audit"] = audit_bench.run(quick=args.quick, skip_postgresql=args.skip_postgresql)
+    summary["elapsed_s"] = round(time.perf_counter() - started, 1)
+    return summary
+
+
+def _run_auth(args: argparse.Namespace) -> dict[str, Any]:
+    started = time.perf_counter()
     wrk = ensure_wrk()
     summary: dict[str, Any] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -113,11 +131,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    kept_audit = audit_report.read_section(args.output)  # the HTTP report rewrites the file
     summary = run(args)
-    report.write_markdown(summary, args.output)
-    log(f"wrote {args.output}; whole run {summary['elapsed_s']} s, errors {summary['errors_total']}")
+    if args.only != "audit":
+        report.write_markdown(summary, args.output)
+    audit = summary.get("audit")
+    audit_report.write_section(args.output, audit_report.render(audit) if audit else kept_audit)
+    errors = summary.get("errors_total", 0) + (audit["failures"] if audit else 0)
+    log(f"wrote {args.output}; whole run {summary['elapsed_s']} s, errors {errors}")
     print(json.dumps(summary, ensure_ascii=False, indent=2))
-    return 1 if summary["errors_total"] else 0
+    return 1 if errors else 0
 
 
 if __name__ == "__main__":
