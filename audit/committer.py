@@ -12,8 +12,16 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from audit.append import AuditSigner, Sequenced, append
 from audit.entries import AuditEvent, Receipt
+from hub.errors import ServiceUnavailable
 
 log = logging.getLogger(__name__)
+
+
+class CommitterClosed(ServiceUnavailable):
+    code = "audit_unavailable"
+    title = "The audit log is shutting down; retry on another instance"
+
+
 _Item = tuple[Sequence[AuditEvent], "Future[list[Sequenced]]"]
 
 
@@ -40,40 +48,49 @@ class GroupCommitter:
         self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
+        self._closed = False
         self.batches = 0  # for tests and metrics: how many commits served how many entries
         self.entries = 0
 
     def record(self, events: Sequence[AuditEvent]) -> list[Receipt]:
         """Append ``events`` in their own durable transaction (shared with concurrent callers)."""
         future: Future[list[Sequenced]] = Future()
-        self._ensure_thread()
-        self._queue.put((events, future))
+        with self._start_lock:
+            if self._closed:
+                raise CommitterClosed
+            self._ensure_thread()
+            self._queue.put((events, future))
         sequenced = future.result(timeout=self._wait)
         signer = self._signer()
         return [signer.receipt(s.leaf_index, s.leaf_hash, s.integrated_time) for s in sequenced]
 
     def close(self) -> None:
-        if self._thread is not None and self._thread.is_alive():
-            self._queue.put(None)
-            self._thread.join(timeout=10)
+        """Commit what is queued, then refuse new entries (shutdown)."""
+        with self._start_lock:
+            self._closed = True
+            thread = self._thread
+            if thread is not None and thread.is_alive():
+                self._queue.put(None)
+        if thread is not None:
+            thread.join(timeout=10)
 
     def _ensure_thread(self) -> None:
+        """Start the writer thread if it is not running; the caller holds ``_start_lock``."""
         if self._thread is None or not self._thread.is_alive():
-            with self._start_lock:
-                if self._thread is None or not self._thread.is_alive():
-                    self._thread = threading.Thread(target=self._run, name="audit-group-commit", daemon=True)
-                    self._thread.start()
+            self._thread = threading.Thread(target=self._run, name="audit-group-commit", daemon=True)
+            self._thread.start()
 
     def _gather(self, first: _Item) -> tuple[list[_Item], bool]:
+        """The first item and whatever else is already queued; after the stop sentinel, everything left."""
         batch, count, stop = [first], len(first[0]), False
-        while count < self._max_batch:
+        while count < self._max_batch or stop:
             try:
                 item = self._queue.get_nowait()
             except queue.Empty:
                 break
             if item is None:
                 stop = True
-                break
+                continue
             batch.append(item)
             count += len(item[0])
         return batch, stop

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping
 
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import func, insert, select, text, tuple_
 from sqlalchemy.orm import Session
 
 from audit import merkle
@@ -44,6 +44,23 @@ def _fetch_level(session: Session, level: int, indexes: list[int]) -> dict[Coord
     return found
 
 
+def _fetch_sparse(session: Session, coords: list[Coord]) -> dict[Coord, bytes]:
+    """A proof's few nodes: one query for its leaves and one for its inner nodes, whatever the log size."""
+    found: dict[Coord, bytes] = {}
+    leaves = [i for level, i in coords if level == 0]
+    inner = [(level, i) for level, i in coords if level > 0]
+    if leaves:
+        rows = session.execute(
+            select(AuditEntry.leaf_index, AuditEntry.leaf_hash).where(AuditEntry.leaf_index.in_(leaves))
+        )
+        found.update({(0, int(i)): h for i, h in rows})
+    if inner:
+        key = tuple_(AuditNode.level, AuditNode.index)
+        nodes = session.execute(select(AuditNode.level, AuditNode.index, AuditNode.hash).where(key.in_(inner)))
+        found.update({(int(level), int(i)): h for level, i, h in nodes})
+    return found
+
+
 def fetcher(session: Session, extra: Mapping[Coord, bytes] | None = None) -> merkle.SubtreeHashes:
     """A ``merkle.SubtreeHashes`` over the tables (leaf hashes at level 0, ``audit_nodes`` above)."""
 
@@ -55,8 +72,12 @@ def fetcher(session: Session, extra: Mapping[Coord, bytes] | None = None) -> mer
                 result[coord] = extra[coord]
             else:
                 by_level[coord[0]].append(coord[1])
-        for level, indexes in by_level.items():
-            result.update(_fetch_level(session, level, indexes))
+        wanted = sum(len(indexes) for indexes in by_level.values())
+        if wanted <= _IN_LIST_LIMIT:
+            result.update(_fetch_sparse(session, [(level, i) for level, ixs in by_level.items() for i in ixs]))
+        else:
+            for level, indexes in by_level.items():
+                result.update(_fetch_level(session, level, indexes))
         missing = [c for c in coords if c not in result]
         if missing:
             msg = f"the stored tree lacks {len(missing)} node(s), first {missing[0]}: integrate or restore"

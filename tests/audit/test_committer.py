@@ -109,3 +109,15 @@ def test_a_failed_batch_fails_every_caller_and_leaves_no_entry(live_runtime: Run
         assert conn.execute(select(AuditEntry.leaf_index)).first() is None
     # The real committer still works afterwards, from index 0: nothing was half-written.
     assert live_runtime.audit.record([make_event(2)])[0].leaf_index == 0
+
+
+def test_a_closed_committer_refuses_new_entries_after_draining(live_runtime: Runtime) -> None:
+    from audit.committer import CommitterClosed
+
+    committer = live_runtime.audit
+    (receipt,) = committer.record([make_event(1)])
+    committer.close()
+    with pytest.raises(CommitterClosed):
+        committer.record([make_event(2)])
+    with live_runtime.engine.connect() as conn:
+        assert conn.execute(select(AuditEntry.leaf_index)).scalars().all() == [receipt.leaf_index]

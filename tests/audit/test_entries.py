@@ -1,0 +1,60 @@
+"""Audit entry values: the canonical-JSON fast path agrees with the RFC 8785 reference, field rules hold."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+import rfc8785
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from audit.entries import AuditEvent, canonical
+
+_text = st.text(alphabet=st.characters(codec="utf-8"), max_size=20) | st.sampled_from(
+    ["\x00", "\x1f", "\x7f", '"', "\\", "/", "\u2028", "é", "中文", "😀", "\b\f\n\r\t"]
+)
+_scalars = st.none() | st.booleans() | st.integers(min_value=-(2**60), max_value=2**60) | _text
+_json = st.recursive(
+    _scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_text | st.text(max_size=8), inner, max_size=5),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=800)
+@given(st.dictionaries(_text | st.text(max_size=8), _json, max_size=8))
+def test_fast_path_is_byte_identical_to_rfc8785(value: dict[str, Any]) -> None:
+    try:
+        expected = rfc8785.dumps(value)
+    except (rfc8785.CanonicalizationError, UnicodeEncodeError, ValueError) as exc:
+        with pytest.raises(type(exc)):
+            canonical(value)
+        return
+    assert canonical(value) == expected
+
+
+@pytest.mark.parametrize("number", [2**53 - 1, 2**53, -(2**53), 2**60, 1.5, 1e21, -0.0])
+def test_numbers_at_and_past_the_double_limit(number: float) -> None:
+    try:
+        expected = rfc8785.dumps({"n": number})
+    except rfc8785.CanonicalizationError:
+        with pytest.raises(rfc8785.CanonicalizationError):
+            canonical({"n": number})
+        return
+    assert canonical({"n": number}) == expected
+
+
+def test_extra_fields_cannot_overwrite_entry_fields() -> None:
+    base: dict[str, Any] = {
+        "action": "exchange.licence.fetched",
+        "outcome": "ok",
+        "actor_type": "department",
+        "actor": "11330100002010066Q",
+        "request_id": "r",
+        "time": datetime(2026, 11, 23, tzinfo=UTC),
+    }
+    assert AuditEvent(**base, extra={"scope": "licence:read"}).to_entry()["scope"] == "licence:read"
+    with pytest.raises(ValueError, match="outcome"):
+        AuditEvent(**base, extra={"outcome": "denied"})
