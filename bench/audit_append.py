@@ -108,7 +108,7 @@ def _drive(
 
 def _committer(backend: Backend) -> GroupCommitter:
     signer = backend.runtime.audit_signer
-    return GroupCommitter(backend.runtime.session_factory, lambda: signer)
+    return GroupCommitter(backend.runtime.audit_session_factory or backend.runtime.session_factory, lambda: signer)
 
 
 def _committer_thread_cpu_s() -> float:

@@ -133,7 +133,7 @@ def sqlite_backend(name: str, synchronous: str | None = None) -> Iterator[Backen
             }
             yield Backend(name, runtime, durability)
         finally:
-            runtime.engine.dispose()
+            runtime.close()
 
 
 @contextmanager
@@ -156,4 +156,4 @@ def postgresql_backend() -> Iterator[Backend]:
                 }
             yield Backend(POSTGRESQL, runtime, durability)
         finally:
-            runtime.engine.dispose()
+            runtime.close()

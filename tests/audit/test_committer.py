@@ -43,8 +43,7 @@ def live_runtime(database_url: str, tmp_path: Path, request: pytest.FixtureReque
     try:
         yield runtime
     finally:
-        runtime.audit.close()
-        runtime.engine.dispose()
+        runtime.close()
         if name is not None:
             drop_pg_database(request.getfixturevalue("postgres_server"), name)
 
