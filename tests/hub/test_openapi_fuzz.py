@@ -20,10 +20,12 @@ def test_operations_never_fail_on_the_server(runtime: Runtime) -> None:
     app = create_app(runtime)
     api_client, secret = secret_client(runtime, " ".join(SCOPES))
     auth = base64.b64encode(f"{api_client.client_id}:{secret}".encode()).decode()
-    with TestClient(app) as client:
-        token = client.post(
-            "/oauth/token", data={"grant_type": "client_credentials"}, headers={"Authorization": f"Basic {auth}"}
-        ).json()["access_token"]
+    # No `with`: the app's lifespan (whose shutdown closes the audit committer) must not end here.
+    token = (
+        TestClient(app)
+        .post("/oauth/token", data={"grant_type": "client_credentials"}, headers={"Authorization": f"Basic {auth}"})
+        .json()["access_token"]
+    )
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     headers = {"Authorization": f"Bearer {token}"}
     operations = [result.ok() for result in schema.get_all_operations()]
