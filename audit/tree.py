@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping
 
-from sqlalchemy import func, insert, select, text, tuple_
+from sqlalchemy import and_, func, insert, or_, select, text
 from sqlalchemy.orm import Session
 
 from audit import merkle
@@ -55,8 +55,10 @@ def _fetch_sparse(session: Session, coords: list[Coord]) -> dict[Coord, bytes]:
         )
         found.update({(0, int(i)): h for i, h in rows})
     if inner:
-        key = tuple_(AuditNode.level, AuditNode.index)
-        nodes = session.execute(select(AuditNode.level, AuditNode.index, AuditNode.hash).where(key.in_(inner)))
+        # OR of primary-key equalities rather than a row-value IN: SQLite uses the key for each OR term
+        # (one index probe per node) but scans the table for a row-value IN.
+        wanted = or_(*(and_(AuditNode.level == level, AuditNode.index == i) for level, i in inner))
+        nodes = session.execute(select(AuditNode.level, AuditNode.index, AuditNode.hash).where(wanted))
         found.update({(int(level), int(i)): h for level, i, h in nodes})
     return found
 

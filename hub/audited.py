@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from audit import service as audit
+from audit import tree
 from audit.entries import AuditEvent, Receipt
 from hub.clock import utcnow
 from hub.observability import request_id_var
@@ -41,3 +42,13 @@ def record(session: Session, runtime: Runtime, audit_event: AuditEvent) -> Recei
 
 def holder_ref(runtime: Runtime, holder_type: str, holder_code: str) -> str:
     return audit.holder_ref_for(runtime.audit_signer, holder_type, holder_code)
+
+
+def integrate_pending(runtime: Runtime) -> int:
+    """Integrate every committed entry, one chunk per transaction; returns how many checkpoints were published."""
+    published = 0
+    while True:
+        with runtime.session_scope() as session:
+            if tree.integrate(session, runtime.audit_signer) is None:
+                return published
+        published += 1

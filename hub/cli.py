@@ -221,15 +221,12 @@ def rotate_key(
 def audit_checkpoint(as_json: JsonOpt = False) -> None:
     """Integrate every committed entry now and publish signed checkpoints; print the latest."""
     from audit import tree  # noqa: PLC0415
+    from hub.audited import integrate_pending  # noqa: PLC0415
 
     runtime = _runtime()
     published = 0
     try:
-        while True:
-            with runtime.session_scope() as session:
-                if tree.integrate(session, runtime.audit_signer) is None:
-                    break
-            published += 1
+        published = integrate_pending(runtime)
     except DomainError as exc:
         _fail(exc)
     with runtime.session_scope() as session:
@@ -245,6 +242,23 @@ def audit_checkpoint(as_json: JsonOpt = False) -> None:
             "signed_note": latest.signed_note,
         }
     _emit(data, as_json, "audit checkpoint")
+
+
+@audit_app.command("redact")
+def audit_redact(
+    older_than_days: Annotated[int, typer.Option(min=1, help="Redact bodies of entries older than this")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Retention: drop bodies of old entries, keep their leaf hashes (the tree and every proof still verify)."""
+    from datetime import timedelta  # noqa: PLC0415
+
+    from audit import service as audit  # noqa: PLC0415
+    from hub.clock import utcnow  # noqa: PLC0415
+
+    now = utcnow()
+    with _runtime().session_scope() as session:
+        count = audit.redact(session, before=now - timedelta(days=older_than_days), now=now)
+    _emit({"redacted": count, "older_than_days": older_than_days}, as_json, "audit entries redacted")
 
 
 @audit_app.command("verifier-key")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from audit import tree
+from hub.audited import integrate_pending
 from hub.identity.service import purge_spent_assertions
 from hub.jobs import celery_app
 from hub.runtime import get_runtime
@@ -17,12 +17,5 @@ def purge_spent_assertions_task() -> int:
 
 @celery_app.task(name="audit.tree.integrate")  # type: ignore[untyped-decorator]
 def integrate_audit_log() -> int:
-    """Integrate committed audit entries in chunks and publish checkpoints; returns the tree size."""
-    runtime = get_runtime()
-    size = 0
-    while True:
-        with runtime.session_scope() as session:
-            checkpoint = tree.integrate(session, runtime.audit_signer)
-            if checkpoint is None:
-                return size
-            size = checkpoint.tree_size
+    """Integrate committed audit entries in chunks and publish checkpoints; returns how many."""
+    return integrate_pending(get_runtime())

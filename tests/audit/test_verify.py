@@ -715,3 +715,9 @@ def test_checkpoint_export_and_verify_round_trip_on_a_fresh_data_dir(tmp_path: P
     )  # fmt: skip
     assert done.returncode == 1
     assert "truncated" in done.stderr
+
+    redacted = run_cli("audit", "redact", "--older-than-days", "30", "--json", env=env, cwd=tmp_path)
+    assert redacted.returncode == 0, redacted.stderr
+    assert json.loads(redacted.stdout) == {"redacted": 0, "older_than_days": 30}  # all entries are new
+    refused = run_cli("audit", "redact", "--older-than-days", "0", env=env, cwd=tmp_path)
+    assert refused.returncode == 2  # Typer refuses a retention below one day
