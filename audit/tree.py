@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping
 
-from sqlalchemy import and_, func, insert, or_, select, text
+from sqlalchemy import and_, func, insert, or_, select, text, tuple_
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 from audit import merkle
 from audit.append import AuditSigner
@@ -55,9 +56,13 @@ def _fetch_sparse(session: Session, coords: list[Coord]) -> dict[Coord, bytes]:
         )
         found.update({(0, int(i)): h for i, h in rows})
     if inner:
-        # OR of primary-key equalities rather than a row-value IN: SQLite uses the key for each OR term
-        # (one index probe per node) but scans the table for a row-value IN.
-        wanted = or_(*(and_(AuditNode.level == level, AuditNode.index == i) for level, i in inner))
+        # PostgreSQL plans a row-value IN as one index scan; SQLite scans the table for it but probes
+        # the key once per term of an OR of primary-key equalities (63 ms vs 1 ms at 1M entries).
+        wanted: ColumnElement[bool]
+        if session.get_bind().dialect.name == "postgresql":
+            wanted = tuple_(AuditNode.level, AuditNode.index).in_(inner)
+        else:
+            wanted = or_(*(and_(AuditNode.level == level, AuditNode.index == i) for level, i in inner))
         nodes = session.execute(select(AuditNode.level, AuditNode.index, AuditNode.hash).where(wanted))
         found.update({(int(level), int(i)): h for level, i, h in nodes})
     return found

@@ -352,6 +352,8 @@ def test_auditor_searches_by_holder_and_exports_with_proofs(client: TestClient, 
     found = client.get("/v1/audit/entries", params={"holder_type": "111", "holder_code": code}, headers=auditor)
     assert found.status_code == 200, found.text
     assert len(found.json()) == 4
+    searches = client.get("/v1/audit/entries", params={"action": "audit.entries.searched"}, headers=auditor).json()
+    assert searches[-1]["entry"]["holder_ref"] == ref  # the search shows in the holder's access log
     assert code not in found.text
     by_case = client.get("/v1/audit/entries", params={"case": "LJ-CASE-7", "limit": 2}, headers=auditor).json()
     assert len(by_case) == 2

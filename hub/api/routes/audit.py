@@ -23,6 +23,7 @@ from hub import audited
 from hub.api.deps import RuntimeDep, SessionDep, require_scope
 from hub.codes import validate_holder_code
 from hub.errors import InvalidInput
+from hub.identity.tokens import AccessClaims
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 MAX_INDEX = 2**53  # JSON-safe integers; also keeps SQLite's 64-bit INTEGER from overflowing
@@ -124,10 +125,11 @@ def entry(session: SessionDep, leaf_index: Annotated[int, Path(ge=0, le=MAX_INDE
     return _entry_out(audit.get_entry_or_raise(session, leaf_index))
 
 
-@router.get("/entries", dependencies=[require_scope("audit:read")], response_model=None)
+@router.get("/entries", response_model=None)
 def entries(  # noqa: PLR0917 - every filter of the auditor search is a query parameter
     session: SessionDep,
     runtime: RuntimeDep,
+    caller: Annotated[AccessClaims, require_scope("audit:read")],
     holder_type: Annotated[Literal["111", "001"] | None, Query()] = None,
     holder_code: Annotated[str | None, Query(max_length=40)] = None,
     department: Annotated[str | None, Query(max_length=18)] = None,
@@ -162,6 +164,19 @@ def entries(  # noqa: PLR0917 - every filter of the auditor search is a query pa
         until=until,
     )
     found = audit.search(session, where, after=after, limit=limit)
+    if ref is not None:  # looking up one person is itself a use of their data: it shows in their access log
+        audited.record(
+            session,
+            runtime,
+            audited.event(
+                action="audit.entries.searched",
+                outcome="ok",
+                actor_type="department",
+                actor=caller.department_code,
+                client_id=caller.client_id,
+                holder_ref=ref,
+            ),
+        )
     if format == "json":
         return [_entry_out(e) for e in found]
     size = tree.integrated_size(session)
