@@ -11,10 +11,30 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy.orm import Session
 
+from audit.entries import AuditEvent
+from hub.clock import utcnow
 from hub.codes import make_id_number, make_uscc
 from hub.identity import service as identity
 from hub.identity.models import ApiClient, Department
 from hub.runtime import Runtime
+
+
+def audit_event(**overrides: Any) -> AuditEvent:
+    """A realistic exchange event: a department fetched a licence for a matter and case."""
+    fields: dict[str, Any] = {
+        "action": "exchange.licence.fetched",
+        "outcome": "ok",
+        "actor_type": "department",
+        "actor": "11330100002010066Q",
+        "request_id": secrets.token_hex(8),
+        "time": utcnow(),
+        "matter_code": "330100-000-XK-001",
+        "case_number": "LJ2026112300001",
+        "officer_id": "officer-0042",
+        "fields": ("name", "valid_until"),
+    }
+    fields.update(overrides)
+    return AuditEvent(**fields)
 
 
 def random_uscc(registration: str = "1", category: str = "1") -> str:

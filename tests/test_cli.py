@@ -16,7 +16,7 @@ import httpx
 import jwt
 import psycopg
 import pytest
-from conftest import PG_ADMIN_DSN, create_pg_database, drop_pg_database, free_port, stop_process
+from conftest import PG_ADMIN_DSN, create_pg_database, drop_pg_database, free_port, run_cli, stop_process
 from factories import random_uscc
 
 from hub.codes import validate_holder_code, validate_uscc
@@ -30,18 +30,6 @@ def cli_env(data_dir: Path, **extra: str) -> dict[str, str]:
     env.update(HUB_DATA_DIR=str(data_dir), HUB_ENV="demo", COLUMNS="200")
     env.update(extra)
     return env
-
-
-def run_cli(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "hub.cli", *args],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def ok(done: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:

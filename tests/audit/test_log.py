@@ -10,34 +10,19 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from factories import random_id_number, secret_client
+from factories import audit_event, random_id_number, secret_client
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from audit import merkle, service, tree
-from audit.entries import AuditEvent, Receipt, ReceiptInvalid, canonical, entry_leaf_hash, holder_ref
+from audit.entries import Receipt, ReceiptInvalid, canonical, entry_leaf_hash, holder_ref
 from audit.models import AuditEntry
 from audit.note import Verifier, open_checkpoint
 from hub import audited
 from hub.clock import utcnow
 from hub.runtime import Runtime
 
-
-def event(**overrides: Any) -> AuditEvent:
-    fields: dict[str, Any] = {
-        "action": "exchange.licence.fetched",
-        "outcome": "ok",
-        "actor_type": "department",
-        "actor": "11330100002010066Q",
-        "request_id": secrets.token_hex(8),
-        "time": utcnow(),
-        "matter_code": "330100-000-XK-001",
-        "case_number": "LJ2026112300001",
-        "officer_id": "officer-0042",
-        "fields": ("name", "valid_until"),
-    }
-    fields.update(overrides)
-    return AuditEvent(**fields)
+event = audit_event
 
 
 def record_many(runtime: Runtime, count: int, **overrides: Any) -> list[Receipt]:

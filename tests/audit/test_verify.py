@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import run_cli
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from factories import audit_event
 from sqlalchemy import delete, insert, text
 
 from audit import merkle, service, tree, verify
@@ -33,21 +35,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def event(**overrides: Any) -> AuditEvent:
-    fields: dict[str, Any] = {
-        "action": "exchange.licence.fetched",
-        "outcome": "ok",
-        "actor_type": "department",
-        "actor": "11330100002010066Q",
-        "request_id": secrets.token_hex(8),
-        "time": utcnow(),
-        "matter_code": "330100-000-XK-001",
-        "case_number": "LJ2026112300001",
-        "officer_id": "officer-0042",
-        "fields": ("name", "valid_until"),
-        "extra": {"note": "临江市 · 电子证照"},
-    }
-    fields.update(overrides)
-    return AuditEvent(**fields)
+    return audit_event(**{"extra": {"note": "临江市 · 电子证照"}, **overrides})
 
 
 @dataclass
@@ -574,18 +562,6 @@ def offline_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     )
     env.update(extra)
     return env
-
-
-def run_cli(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "hub.cli", *args],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def test_verify_command_works_offline(log: Log, tmp_path: Path) -> None:
