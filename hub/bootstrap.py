@@ -10,6 +10,7 @@ from hub.keys import service as keys
 from hub.keys.masterkey import create_master_key_file
 from hub.runtime import Runtime
 from hub.storage import S3BlobStore
+from seals import service as pki
 
 
 def initialise(runtime: Runtime) -> dict[str, Any]:
@@ -26,6 +27,11 @@ def initialise(runtime: Runtime) -> dict[str, Any]:
     with runtime.session_scope() as session:
         report["keys_created"] = keys.ensure_keys(session, runtime.master_keys)
         report["audit_origin"] = audit.fix_origin(session, settings.resolved_audit_origin)
+        report["cas_created"] = pki.ensure_cas(
+            session, runtime.master_keys, organization=settings.pki_organization, public_url=settings.public_url
+        )
+        for ca in (pki.ROOT, pki.ISSUING):
+            pki.refresh_crl(session, runtime.master_keys, ca)
     if isinstance(runtime.storage, S3BlobStore):
         runtime.storage.ensure_bucket()
     runtime.storage.ping()

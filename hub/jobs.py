@@ -11,6 +11,7 @@ from hub.settings import Settings
 PERIODIC_JOBS: dict[str, float] = {
     "hub.identity.purge_spent_assertions": 3600.0,
     "audit.tree.integrate": Settings().audit_checkpoint_interval_seconds,
+    "seals.crl.refresh": 3600.0,  # re-signs a CRL once it is a day old (nextUpdate is a week)
 }
 
 

@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     audit_origin: str | None = None
     audit_checkpoint_interval_seconds: float = Field(default=60.0, gt=0)
 
+    # Organisation named in the hub PKI's CA certificates (seals.pki).
+    pki_organization: str = "licence-hub"
+
     log_level: str = "INFO"
     log_json: bool = True
     scheduler_enabled: bool = True

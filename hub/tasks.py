@@ -6,6 +6,7 @@ from hub.audited import integrate_pending
 from hub.identity.service import purge_spent_assertions
 from hub.jobs import celery_app
 from hub.runtime import get_runtime
+from seals import service as pki
 
 
 @celery_app.task(name="hub.identity.purge_spent_assertions")  # type: ignore[untyped-decorator]
@@ -19,3 +20,11 @@ def purge_spent_assertions_task() -> int:
 def integrate_audit_log() -> int:
     """Integrate committed audit entries in chunks and publish checkpoints; returns how many."""
     return integrate_pending(get_runtime())
+
+
+@celery_app.task(name="seals.crl.refresh")  # type: ignore[untyped-decorator]
+def refresh_crls() -> int:
+    """Re-sign stale CRLs of the hub CAs; returns their CRL numbers' sum (changes when re-signed)."""
+    runtime = get_runtime()
+    with runtime.session_scope() as session:
+        return sum(pki.refresh_crl(session, runtime.master_keys, ca).crl_number for ca in (pki.ROOT, pki.ISSUING))

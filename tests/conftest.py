@@ -28,6 +28,7 @@ from hub.keys.masterkey import MasterKeyRing
 from hub.runtime import Runtime
 from hub.settings import Settings
 from hub.storage import LocalBlobStore
+from seals import service as pki_service
 
 PG_ADMIN_DSN = os.environ.get("HUB_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
 BACKENDS = [b for b in os.environ.get("HUB_TEST_BACKENDS", "sqlite,postgresql").split(",") if b]
@@ -128,6 +129,9 @@ def engine(database_url: str, master_keys: MasterKeyRing) -> Iterator[Engine]:
     with make_session_factory(eng)() as session:
         keys.ensure_keys(session, master_keys)
         audit_service.fix_origin(session, "testserver/audit")
+        pki_service.ensure_cas(session, master_keys, organization="licence-hub test", public_url=PUBLIC_URL)
+        for ca in (pki_service.ROOT, pki_service.ISSUING):
+            pki_service.refresh_crl(session, master_keys, ca)
         session.commit()
     yield eng
     eng.dispose()

@@ -21,7 +21,7 @@ from factories import random_uscc
 
 from hub.codes import validate_holder_code, validate_uscc
 
-PURPOSES = ["access-token", "dev-idp", "audit", "holder-ref"]
+PURPOSES = ["access-token", "dev-idp", "audit", "holder-ref", "ca-root", "ca-issuing"]
 
 
 def cli_env(data_dir: Path, **extra: str) -> dict[str, str]:

@@ -25,7 +25,16 @@ ACCESS_TOKEN = "access-token"  # noqa: S105 - a key purpose name
 DEV_IDP = "dev-idp"
 AUDIT = "audit"  # Ed25519: checkpoints (C2SP signed notes) and receipts
 HOLDER_REF = "holder-ref"  # HMAC-SHA256 secret: holder_ref in audit entries (DESIGN.md §6)
-PURPOSE_ALGORITHMS = {ACCESS_TOKEN: "ES256", DEV_IDP: "ES256", AUDIT: "EdDSA", HOLDER_REF: "HS256"}
+CA_ROOT = "ca-root"  # ECDSA P-256 keys of the hub PKI (seals.pki)
+CA_ISSUING = "ca-issuing"
+PURPOSE_ALGORITHMS = {
+    ACCESS_TOKEN: "ES256",
+    DEV_IDP: "ES256",
+    AUDIT: "EdDSA",
+    HOLDER_REF: "HS256",
+    CA_ROOT: "ES256",
+    CA_ISSUING: "ES256",
+}
 PURPOSES = tuple(PURPOSE_ALGORITHMS)
 ROTATABLE = (ACCESS_TOKEN, DEV_IDP)  # the audit key and holder-ref secret are long-lived by design
 

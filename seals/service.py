@@ -1,0 +1,134 @@
+"""Hub PKI use cases: create the CAs at init, publish roots and CRLs, record revocations."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from hub.clock import utcnow
+from hub.errors import NotFound
+from hub.keys import service as keys
+from hub.keys.masterkey import MasterKeyRing
+from seals import pki
+from seals.models import CertificateAuthority, IssuedCertificate
+
+ROOT, ISSUING = "root", "issuing"
+CA_KEY_PURPOSE = {ROOT: keys.CA_ROOT, ISSUING: keys.CA_ISSUING}
+CRL_REFRESH = timedelta(days=1)  # re-sign long before nextUpdate (pki.CRL_VALIDITY)
+
+
+class CertificateAuthorityNotFound(NotFound):
+    code = "ca_not_found"
+    title = "No such certificate authority; use root or issuing"
+
+
+def ensure_cas(session: Session, ring: MasterKeyRing, *, organization: str, public_url: str) -> list[str]:
+    """Create the root and issuing CA certificates if missing (idempotent); returns what was created."""
+    created: list[str] = []
+    now = utcnow()
+    root = session.get(CertificateAuthority, ROOT)
+    root_key = keys.signing_key(session, ring, keys.CA_ROOT)
+    if root is None:
+        cert = pki.make_root(root_key.private_key, organization=organization, now=now)
+        root = _add_ca(session, ROOT, root_key.kid, cert, now)
+        created.append(ROOT)
+    if session.get(CertificateAuthority, ISSUING) is None:
+        issuing_key = keys.signing_key(session, ring, keys.CA_ISSUING)
+        cert = pki.make_issuing(
+            issuing_key.private_key,
+            root_key=root_key.private_key,
+            root=x509.load_der_x509_certificate(root.certificate),
+            organization=organization,
+            crl_url=f"{public_url.rstrip('/')}/v1/pki/crl/{ROOT}.crl",
+            now=now,
+        )
+        _add_ca(session, ISSUING, issuing_key.kid, cert, now)
+        # The root issued the issuing CA: record it so it can be revoked like any other certificate.
+        session.add(_issued(ROOT, cert))
+        created.append(ISSUING)
+    session.flush()
+    return created
+
+
+def _add_ca(session: Session, name: str, kid: str, cert: x509.Certificate, now: datetime) -> CertificateAuthority:
+    ca = CertificateAuthority(
+        name=name,
+        key_kid=kid,
+        certificate=cert.public_bytes(serialization.Encoding.DER),
+        crl=None,
+        crl_number=0,
+        crl_updated_at=None,
+        created_at=now,
+    )
+    session.add(ca)
+    session.flush()
+    return ca
+
+
+def _issued(ca_name: str, cert: x509.Certificate) -> IssuedCertificate:
+    return IssuedCertificate(
+        serial=f"{cert.serial_number:x}",
+        ca_name=ca_name,
+        subject=cert.subject.rfc4514_string(),
+        certificate=cert.public_bytes(serialization.Encoding.DER),
+        not_before=cert.not_valid_before_utc,
+        not_after=cert.not_valid_after_utc,
+        revoked_at=None,
+        revocation_reason=None,
+    )
+
+
+def get_ca_or_raise(session: Session, name: str) -> CertificateAuthority:
+    ca = session.get(CertificateAuthority, name) if name in CA_KEY_PURPOSE else None
+    if ca is None:
+        raise CertificateAuthorityNotFound(f"no certificate authority named {name!r}")
+    return ca
+
+
+def roots_pem(session: Session) -> str:
+    """The trust anchors relying parties install (pdfsig's NSS store, openssl -CAfile)."""
+    root = get_ca_or_raise(session, ROOT)
+    return x509.load_der_x509_certificate(root.certificate).public_bytes(serialization.Encoding.PEM).decode()
+
+
+def refresh_crl(session: Session, ring: MasterKeyRing, name: str, *, force: bool = False) -> CertificateAuthority:
+    """Re-sign ``name``'s CRL if it is missing, older than a day, or ``force`` (after a revocation)."""
+    ca = get_ca_or_raise(session, name)
+    now = utcnow()
+    if not force and ca.crl is not None and ca.crl_updated_at and now - ca.crl_updated_at < CRL_REFRESH:
+        return ca
+    revoked = session.scalars(
+        select(IssuedCertificate).where(IssuedCertificate.ca_name == name, IssuedCertificate.revoked_at.is_not(None))
+    )
+    entries = [
+        pki.Revoked(int(r.serial, 16), r.revoked_at, x509.ReasonFlags(r.revocation_reason or "unspecified"))
+        for r in revoked
+        if r.revoked_at is not None
+    ]
+    key = keys.signing_key(session, ring, CA_KEY_PURPOSE[name])
+    ca.crl_number += 1  # RFC 5280 §5.2.3: monotonically increasing
+    crl = pki.make_crl(
+        key.private_key, x509.load_der_x509_certificate(ca.certificate), entries, number=ca.crl_number, now=now
+    )
+    ca.crl = crl.public_bytes(serialization.Encoding.DER)
+    ca.crl_updated_at = now
+    session.flush()
+    return ca
+
+
+def revoke(
+    session: Session, ring: MasterKeyRing, serial: str, *, reason: x509.ReasonFlags, at: datetime | None = None
+) -> IssuedCertificate:
+    """Mark a certificate revoked and re-sign its CA's CRL in the same transaction."""
+    issued = session.get(IssuedCertificate, serial.lower())
+    if issued is None:
+        raise NotFound(f"no certificate with serial {serial}")
+    if issued.revoked_at is None:
+        issued.revoked_at = at or utcnow()
+        issued.revocation_reason = reason.value
+        refresh_crl(session, ring, issued.ca_name, force=True)
+    return issued
