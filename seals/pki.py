@@ -132,3 +132,65 @@ def make_crl(
             .build()
         )
     return builder.sign(key, hashes.SHA256())
+
+
+def make_seal_certificate(
+    public_key: ec.EllipticCurvePublicKey,
+    *,
+    issuing_key: ec.EllipticCurvePrivateKey,
+    issuing: x509.Certificate,
+    department_name: str,
+    department_code: str,
+    seal_name: str,
+    crl_url: str,
+    not_before: datetime,
+    not_after: datetime,
+) -> x509.Certificate:
+    """A department's seal certificate (电子印章证书), DESIGN.md §5.
+
+    The subject names the department (O) and its unified social credit code as
+    organizationIdentifier (X.520 2.5.4.97), with the seal's name as CN. Key usage is
+    digitalSignature + nonRepudiation only (ETSI EN 319 412-3 for legal-person seals); no EKU,
+    so PDF validators (NSS in pdfsig, pyHanko) apply no extended-usage restriction.
+    """
+    subject = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COUNTRY_NAME, "CN"),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, department_name),
+            x509.NameAttribute(NameOID.ORGANIZATION_IDENTIFIER, department_code),
+            x509.NameAttribute(NameOID.COMMON_NAME, seal_name),
+        ]
+    )
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuing.subject)
+        .public_key(public_key)
+        .serial_number(random_serial())
+        .not_valid_before(not_before)
+        .not_valid_after(min(not_after, issuing.not_valid_after_utc))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=True,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuing_key.public_key()), critical=False)
+        .add_extension(
+            x509.CRLDistributionPoints(
+                [x509.DistributionPoint([x509.UniformResourceIdentifier(crl_url)], None, None, None)]
+            ),
+            critical=False,
+        )
+        .sign(issuing_key, hashes.SHA256())
+    )

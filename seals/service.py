@@ -6,11 +6,13 @@ from datetime import datetime, timedelta
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hub.clock import utcnow
-from hub.errors import NotFound
+from hub.codes import validate_uscc
+from hub.errors import InvalidInput, NotFound
 from hub.keys import service as keys
 from hub.keys.masterkey import MasterKeyRing
 from seals import pki
@@ -19,6 +21,8 @@ from seals.models import CertificateAuthority, IssuedCertificate
 ROOT, ISSUING = "root", "issuing"
 CA_KEY_PURPOSE = {ROOT: keys.CA_ROOT, ISSUING: keys.CA_ISSUING}
 CRL_REFRESH = timedelta(days=1)  # re-sign long before nextUpdate (pki.CRL_VALIDITY)
+SEAL_VALIDITY = timedelta(days=3 * 365)
+MAX_SEAL_NAME = 64
 
 
 class CertificateAuthorityNotFound(NotFound):
@@ -118,6 +122,48 @@ def refresh_crl(session: Session, ring: MasterKeyRing, name: str, *, force: bool
     ca.crl_updated_at = now
     session.flush()
     return ca
+
+
+def issue_seal_certificate(
+    session: Session,
+    ring: MasterKeyRing,
+    *,
+    department_code: str,
+    department_name: str,
+    seal_name: str,
+    public_key: ec.EllipticCurvePublicKey,
+    public_url: str,
+    valid_for: timedelta = SEAL_VALIDITY,
+) -> tuple[IssuedCertificate, x509.Certificate]:
+    """Certify a department seal key (kept in the key store; only its public half comes here).
+
+    The caller (hub layer) has checked that the department exists and is active; this domain does
+    not import the identity tables (DESIGN.md §2 import direction).
+    """
+    department_code = validate_uscc(department_code)
+    seal_name = seal_name.strip()
+    if not seal_name or len(seal_name) > MAX_SEAL_NAME:
+        raise InvalidInput(f"a seal name is 1–{MAX_SEAL_NAME} characters")
+    if not isinstance(public_key.curve, ec.SECP256R1):
+        raise InvalidInput("seal keys are ECDSA P-256 (DESIGN.md §5)")
+    issuing = get_ca_or_raise(session, ISSUING)
+    key = keys.signing_key(session, ring, keys.CA_ISSUING)
+    now = utcnow()
+    cert = pki.make_seal_certificate(
+        public_key,
+        issuing_key=key.private_key,
+        issuing=x509.load_der_x509_certificate(issuing.certificate),
+        department_name=department_name,
+        department_code=department_code,
+        seal_name=seal_name,
+        crl_url=f"{public_url.rstrip('/')}/v1/pki/crl/{ISSUING}.crl",
+        not_before=now - timedelta(minutes=5),
+        not_after=now + valid_for,
+    )
+    issued = _issued(ISSUING, cert)
+    session.add(issued)
+    session.flush()
+    return issued, cert
 
 
 def revoke(

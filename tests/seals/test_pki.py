@@ -129,3 +129,104 @@ def test_crl_is_not_resigned_while_fresh(runtime: Runtime) -> None:
         forced = service.refresh_crl(session, runtime.master_keys, service.ROOT, force=True).crl_number
     assert again == first
     assert forced == first + 1
+
+
+def issue_seal(runtime: Runtime, department_code: str) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    with runtime.session_scope() as session:
+        _, cert = service.issue_seal_certificate(
+            session,
+            runtime.master_keys,
+            department_code=department_code,
+            department_name="临江市市场监督管理局",
+            seal_name="临江市市场监督管理局电子证照专用章",
+            public_key=key.public_key(),
+            public_url="http://testserver",
+        )
+    return cert, key
+
+
+def test_seal_certificates_chain_to_the_root_and_carry_the_department(
+    client: TestClient, runtime: Runtime, tmp_path: Path
+) -> None:
+    from factories import random_uscc
+
+    code = random_uscc()
+    cert, _ = issue_seal(runtime, code.lower())
+    _, issuing, root_pem, issuing_pem = fetch_chain(client, tmp_path)
+    seal_pem = tmp_path / "seal.pem"
+    seal_pem.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    done = openssl("verify", "-CAfile", str(root_pem), "-untrusted", str(issuing_pem), str(seal_pem))
+    assert done.returncode == 0, done.stderr
+    subject = cert.subject
+    assert subject.get_attributes_for_oid(x509.NameOID.ORGANIZATION_IDENTIFIER)[0].value == code
+    assert subject.get_attributes_for_oid(x509.NameOID.ORGANIZATION_NAME)[0].value == "临江市市场监督管理局"
+    usage = cert.extensions.get_extension_for_class(x509.KeyUsage)
+    assert usage.critical
+    assert usage.value.digital_signature
+    assert usage.value.content_commitment
+    assert not usage.value.key_cert_sign
+    assert not cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    points = cert.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
+    assert points[0].full_name is not None
+    assert points[0].full_name[0].value == "http://testserver/v1/pki/crl/issuing.crl"
+    assert cert.not_valid_after_utc <= issuing.not_valid_after_utc
+
+
+def test_a_revoked_seal_fails_openssl_crl_checks(client: TestClient, runtime: Runtime, tmp_path: Path) -> None:
+    from factories import random_uscc
+
+    cert, _ = issue_seal(runtime, random_uscc())
+    _, _, root_pem, issuing_pem = fetch_chain(client, tmp_path)
+    seal_pem = tmp_path / "seal.pem"
+    seal_pem.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+
+    def check() -> subprocess.CompletedProcess[str]:
+        crls = tmp_path / "crls.pem"
+        crls.write_bytes(
+            b"".join(
+                x509.load_der_x509_crl(client.get(f"/v1/pki/crl/{ca}.crl").content).public_bytes(
+                    serialization.Encoding.PEM
+                )
+                for ca in ("root", "issuing")
+            )
+        )
+        return openssl(
+            "verify", "-crl_check_all", "-CAfile", str(root_pem), "-untrusted", str(issuing_pem),
+            "-CRLfile", str(crls), str(seal_pem),
+        )  # fmt: skip
+
+    assert check().returncode == 0
+    with runtime.session_scope() as session:
+        service.revoke(session, runtime.master_keys, f"{cert.serial_number:x}", reason=x509.ReasonFlags.key_compromise)
+    revoked = check()
+    assert revoked.returncode != 0
+    assert "certificate revoked" in revoked.stdout + revoked.stderr
+
+
+@pytest.mark.parametrize(
+    ("code", "name", "curve", "error"),
+    [
+        ("91350100M000100Y44", "专用章", ec.SECP256R1(), "invalid_uscc"),
+        (None, " ", ec.SECP256R1(), "invalid_input"),
+        (None, "专用章", ec.SECP384R1(), "invalid_input"),
+    ],
+)
+def test_seal_certificate_input_is_checked(
+    runtime: Runtime, code: str | None, name: str, curve: ec.EllipticCurve, error: str
+) -> None:
+    from factories import random_uscc
+
+    from hub.errors import DomainError
+
+    with runtime.session_scope() as session, pytest.raises(DomainError) as caught:
+        service.issue_seal_certificate(
+            session,
+            runtime.master_keys,
+            department_code=code or random_uscc(),
+            department_name="临江市市场监督管理局",
+            seal_name=name,
+            public_key=ec.generate_private_key(curve).public_key(),
+            public_url="http://testserver",
+        )
+    assert caught.value.code == error
