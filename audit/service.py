@@ -12,7 +12,7 @@ from sqlalchemy import Select, select, update
 from sqlalchemy.orm import Session
 
 from audit.append import AuditSigner, append
-from audit.entries import AuditEvent, Receipt, holder_ref
+from audit.entries import AuditEvent, Receipt
 from audit.errors import AuditEntryNotFound
 from audit.models import STATE_ROW, AuditEntry, AuditState
 
@@ -21,10 +21,6 @@ def record(session: Session, signer: AuditSigner, event: AuditEvent) -> Receipt:
     """Append ``event`` in the caller's transaction and sign its receipt (durable at the caller's commit)."""
     (sequenced,) = append(session, [event])
     return signer.receipt(sequenced.leaf_index, sequenced.leaf_hash, sequenced.integrated_time)
-
-
-def holder_ref_for(signer: AuditSigner, holder_type: str, holder_code: str) -> str:
-    return holder_ref(signer.holder_secret, holder_type, holder_code)
 
 
 @dataclass(frozen=True)

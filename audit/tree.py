@@ -158,7 +158,7 @@ def integrate(session: Session, signer: AuditSigner, *, max_entries: int = INTEG
     made = merkle.compute_nodes(old, new, fetcher(session, new_leaves))
     if made:
         session.execute(insert(AuditNode), [{"level": lv, "index": i, "hash": h} for (lv, i), h in made.items()])
-    root = merkle.root(new, fetcher(session, made)) if new else merkle.EMPTY_ROOT
+    root = merkle.root(new, fetcher(session, {**new_leaves, **made})) if new else merkle.EMPTY_ROOT
     note = sign_checkpoint(Checkpoint(signer.origin, new, root), Signer(signer.origin, signer.private_key))
     checkpoint = AuditCheckpoint(tree_size=new, root_hash=root, signed_note=note, created_at=utcnow())
     session.add(checkpoint)

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 from audit import service as audit
 from audit import tree
 from audit.entries import AuditEvent, Receipt
+from audit.entries import holder_ref as holder_ref_hmac
 from hub.clock import utcnow
 from hub.observability import request_id_var
 from hub.runtime import Runtime
@@ -41,7 +42,7 @@ def record(session: Session, runtime: Runtime, audit_event: AuditEvent) -> Recei
 
 
 def holder_ref(runtime: Runtime, holder_type: str, holder_code: str) -> str:
-    return audit.holder_ref_for(runtime.audit_signer, holder_type, holder_code)
+    return holder_ref_hmac(runtime.audit_signer.holder_secret, holder_type, holder_code)
 
 
 def integrate_pending(runtime: Runtime) -> int:

@@ -131,6 +131,16 @@ def create_client(
     return client, secret
 
 
+def disable_client(session: Session, client_id: str) -> ApiClient:
+    """Stop a client at once: its next token request and its live tokens are refused (authenticate_bearer)."""
+    client = session.get(ApiClient, client_id)
+    if client is None:
+        raise NotFound(f"no client {client_id}")
+    client.active = False
+    session.flush()
+    return client
+
+
 # ----------------------------------------------------------------------------- token endpoint
 
 

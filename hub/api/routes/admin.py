@@ -10,7 +10,6 @@ from sqlalchemy import select
 from hub import audited
 from hub.api.deps import RuntimeDep, SessionDep, require_scope
 from hub.api.schemas import ClientIn, ClientOut, DepartmentIn, DepartmentOut, ReceiptOut
-from hub.errors import NotFound
 from hub.identity import service as identity
 from hub.identity.models import ApiClient, Department
 from hub.identity.tokens import AccessClaims
@@ -74,9 +73,6 @@ def create_client(body: ClientIn, session: SessionDep, runtime: RuntimeDep, call
 
 @router.post("/clients/{client_id}/disable")
 def disable_client(client_id: str, session: SessionDep, runtime: RuntimeDep, caller: AdminDep) -> ClientOut:
-    client = session.get(ApiClient, client_id)
-    if client is None:
-        raise NotFound(f"no client {client_id}")
-    client.active = False
+    client = identity.disable_client(session, client_id)
     receipt = _audit(session, runtime, caller, "identity.client.disabled", disabled_client_id=client_id)
     return _client_out(client, receipt=receipt)

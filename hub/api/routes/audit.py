@@ -14,8 +14,8 @@ from fastapi import APIRouter, Path, Query
 from fastapi.responses import PlainTextResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
+from audit import merkle, tree
 from audit import service as audit
-from audit import tree
 from audit.errors import CheckpointNotFound
 from audit.models import AuditEntry
 from audit.note import Signer
@@ -180,15 +180,17 @@ def entries(  # noqa: PLR0917 - every filter of the auditor search is a query pa
     if format == "json":
         return [_entry_out(e) for e in found]
     size = tree.integrated_size(session)
-    rows = [_export_row(session, e, size) for e in found]
+    fetch = tree.fetcher(session)
+    rows = [_export_row(fetch, e, size) for e in found]
     if format == "jsonl":
         lines = (json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
         return StreamingResponse(lines, media_type="application/jsonl")
     return StreamingResponse(_csv(rows), media_type="text/csv; charset=utf-8")
 
 
-def _export_row(session: SessionDep, entry: AuditEntry, size: int) -> dict[str, Any]:
-    proof = tree.inclusion_proof(session, entry.leaf_index, size) if entry.leaf_index < size else None
+def _export_row(fetch: merkle.SubtreeHashes, entry: AuditEntry, size: int) -> dict[str, Any]:
+    # ``size`` is the latest checkpoint's, read once for the whole export.
+    proof = merkle.inclusion_proof(entry.leaf_index, size, fetch) if entry.leaf_index < size else None
     return {
         "leaf_index": entry.leaf_index,
         "leaf_hash": _b64(entry.leaf_hash),
