@@ -7,8 +7,10 @@ cd "$(dirname "$0")/.."
 extras=""
 [[ "${1:-}" == "--test" ]] && extras="[test]"
 
-# Debian packages the hub and its tests use: pdfsig (poppler-utils), qpdf, certutil (libnss3-tools).
-packages=(poppler-utils qpdf libnss3-tools)
+# Debian packages the hub and its tests use: pdfsig (poppler-utils), qpdf, certutil (libnss3-tools),
+# the SoftHSM2 PKCS#11 token (seal keys in an HSM), Noto CJK fonts (seal images, licence PDFs) and
+# openssl (cms/ts verification in tests).
+packages=(poppler-utils qpdf libnss3-tools softhsm2 fonts-noto-cjk openssl)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
