@@ -1,7 +1,8 @@
 """``python -m bench``: run every scenario, print one JSON summary and write bench/RESULTS.md.
 
 ``--only auth`` runs the HTTP token benchmark, ``--only audit`` the audit log benchmark (bench/audit_bench.py,
-under the summary's "audit" key and its own RESULTS.md section); the default runs both.
+under the summary's "audit" key and its own RESULTS.md section), ``--only seal`` the PAdES sealing benchmark
+(bench/seal_bench.py, under "seal"); the default runs all three.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import audit_bench, audit_report, hub_setup, report, scenarios
+from bench import audit_bench, audit_report, hub_setup, report, scenarios, seal_bench
 from bench.cpu import load_average
 from bench.loadgen import CONNECTIONS, ensure_wrk, wrk_version
 from bench.scenarios import Measurement, Run, log
@@ -29,7 +30,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help=f"{QUICK_DURATION_S} s per wrk run")
     parser.add_argument("--skip-postgresql", action="store_true", help="SQLite only, even if PostgreSQL is up")
     parser.add_argument("--output", type=Path, default=report.RESULTS_MD, help="Markdown report path")
-    parser.add_argument("--only", choices=("auth", "audit", "all"), default="all", help="which benchmark (default all)")
+    parser.add_argument(
+        "--only", choices=("auth", "audit", "seal", "all"), default="all", help="which benchmark (default all)"
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.duration = QUICK_DURATION_S
@@ -98,13 +101,15 @@ def _errors_total(summary: dict[str, Any]) -> int:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     started = time.perf_counter()
-    if args.only == "audit":
+    if args.only in {"audit", "seal"}:
         summary: dict[str, Any] = {"date": datetime.now(UTC).isoformat(timespec="seconds")}
-        summary["machine"] = report.machine_info("not run (--only audit)")
+        summary["machine"] = report.machine_info(f"not run (--only {args.only})")
     else:
         summary = _run_auth(args)
-    if args.only != "auth":
+    if args.only in {"audit", "all"}:
         summary["audit"] = audit_bench.run(quick=args.quick, skip_postgresql=args.skip_postgresql)
+    if args.only in {"seal", "all"}:
+        summary["seal"] = seal_bench.run(quick=args.quick)
     summary["elapsed_s"] = round(time.perf_counter() - started, 1)
     return summary
 
@@ -132,12 +137,14 @@ def _run_auth(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     kept_audit = audit_report.read_section(args.output)  # the HTTP report rewrites the file
+    kept_seal = audit_report.read_section(args.output, seal_bench.HEADING)
     summary = run(args)
-    if args.only != "audit":
+    if args.only in {"auth", "all"}:
         report.write_markdown(summary, args.output)
-    audit = summary.get("audit")
+    audit, seal = summary.get("audit"), summary.get("seal")
     audit_report.write_section(args.output, audit_report.render(audit) if audit else kept_audit)
-    errors = summary.get("errors_total", 0) + (audit["failures"] if audit else 0)
+    audit_report.write_section(args.output, seal_bench.render(seal) if seal else kept_seal, seal_bench.HEADING)
+    errors = summary.get("errors_total", 0) + (audit["failures"] if audit else 0) + (seal["failures"] if seal else 0)
     log(f"wrote {args.output}; whole run {summary['elapsed_s']} s, errors {errors}")
     print(json.dumps(summary, ensure_ascii=False, indent=2))
     return 1 if errors else 0

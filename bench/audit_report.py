@@ -175,21 +175,26 @@ def render(audit: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def read_section(path: Path) -> str | None:
-    """The audit section currently in ``path``, if any (to keep it when only the HTTP part is rerun)."""
+def read_section(path: Path, heading: str = HEADING) -> str | None:
+    """The section of ``path`` that starts at ``heading`` (a level-1 title) and runs to the next one."""
     if not path.exists():
         return None
     text = path.read_text(encoding="utf-8")
-    at = text.find(HEADING)
-    return text[at:] if at >= 0 else None
+    at = text.find(heading)
+    if at < 0:
+        return None
+    end = text.find("\n# ", at + len(heading))
+    return text[at:] if end < 0 else text[at : end + 1]
 
 
-def write_section(path: Path, section: str | None) -> None:
-    """Replace (or add) the audit section at the end of ``path``; the HTTP part before it is kept."""
+def write_section(path: Path, section: str | None, heading: str = HEADING) -> None:
+    """Replace (or append) the ``heading`` section of ``path``, keeping every other section as it is."""
     text = path.read_text(encoding="utf-8") if path.exists() else ""
-    at = text.find(HEADING)
-    head = (text[:at] if at >= 0 else text).rstrip("\n")
-    if section is None:
-        path.write_text(head + "\n", encoding="utf-8")
-        return
-    path.write_text((head + "\n\n" if head else "") + section.rstrip("\n") + "\n", encoding="utf-8")
+    old = read_section(path, heading)
+    if old is not None:
+        at = text.index(old)
+        head, tail = text[:at].rstrip("\n"), text[at + len(old) :].lstrip("\n")
+    else:
+        head, tail = text.rstrip("\n"), ""
+    parts = [p for p in (head, section.strip("\n") if section else "", tail.rstrip("\n")) if p]
+    path.write_text("\n\n".join(parts) + "\n", encoding="utf-8")

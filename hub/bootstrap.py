@@ -30,6 +30,9 @@ def initialise(runtime: Runtime) -> dict[str, Any]:
         report["cas_created"] = pki.ensure_cas(
             session, runtime.master_keys, organization=settings.pki_organization, public_url=settings.public_url
         )
+        report["tsa_certified"] = pki.ensure_tsa(
+            session, runtime.master_keys, organization=settings.pki_organization, public_url=settings.public_url
+        )
         for ca in (pki.ROOT, pki.ISSUING):
             pki.refresh_crl(session, runtime.master_keys, ca)
     if isinstance(runtime.storage, S3BlobStore):

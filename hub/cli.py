@@ -217,6 +217,23 @@ def rotate_key(
     _emit(data, as_json, "key rotated")
 
 
+@admin_app.command("rewrap-seal-keys")
+def rewrap_seal_keys(as_json: JsonOpt = False) -> None:
+    """Re-encrypt software seal keys under the current master key (the first in HUB_MASTER_KEY).
+
+    Rotate by putting the new master key first and the old one after it, run this, then drop the old one.
+    """
+    from seals.keystore import rewrap_software_keys  # noqa: PLC0415
+
+    runtime = _runtime()
+    try:
+        with runtime.session_scope() as session:
+            count = rewrap_software_keys(session, runtime.master_keys)
+    except DomainError as exc:
+        _fail(exc)
+    _emit({"rewrapped": count, "master_key_id": runtime.master_keys.current_id}, as_json, "seal keys rewrapped")
+
+
 @audit_app.command("checkpoint")
 def audit_checkpoint(as_json: JsonOpt = False) -> None:
     """Integrate every committed entry now and publish signed checkpoints; print the latest."""
@@ -354,6 +371,57 @@ def audit_verify(
             console.print(f"[red]NOT VERIFIED[/red]{where} {escape(f'[{exc.reason}]')} {escape(exc.message)}")
         raise typer.Exit(1) from exc
     _emit(report.to_json(), as_json, "audit log verified")
+
+
+@app.command("verify")
+def verify_file(
+    file: Annotated[Path, typer.Argument(help="A sealed PDF")],
+    roots: Annotated[
+        Path | None, typer.Option(help="PEM roots to trust instead of this hub's (offline, no hub needed)")
+    ] = None,
+    crl: Annotated[
+        list[Path] | None, typer.Option(help="DER CRL file for revocation checks; repeat for several")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check every seal in FILE: intact, trusted, unrevoked at signing time, unchanged since (ETSI verdict).
+
+    Exit 0 for TOTAL-PASSED, 1 for TOTAL-FAILED or INDETERMINATE. With --roots (and --crl) it needs
+    no hub: give it the roots from GET /v1/pki/roots.pem and the CRLs from /v1/pki/crl/{ca}.crl.
+    """
+    from seals.verify import PASSED, TrustSettings, Verifier  # noqa: PLC0415
+
+    try:
+        data = file.read_bytes()
+        if roots is not None:
+            from seals.trust import load_roots  # noqa: PLC0415
+
+            trust = TrustSettings(roots=load_roots(roots), crls=tuple(p.read_bytes() for p in crl or ()))
+        else:
+            from seals.trust import trust_settings  # noqa: PLC0415
+
+            runtime = _runtime()
+            with runtime.session_scope() as session:
+                trust = trust_settings(session, runtime.extra_trust_roots)
+    except OSError as exc:
+        console.print(f"[red]error[/red] {escape(str(exc))}")
+        raise typer.Exit(2) from exc
+    except DomainError as exc:
+        _fail(exc)
+    report = Verifier(trust).verify(data)
+    if as_json:
+        typer.echo(json.dumps(report.to_json(), ensure_ascii=False, indent=2))
+    else:
+        colour = "green" if report.verdict == PASSED else "red"
+        sub = f" / {report.sub_indication}" if report.sub_indication else ""
+        Console().print(f"[{colour}]{report.verdict}{escape(sub)}[/{colour}] {escape(report.detail)}")
+        for sig in report.signatures:
+            who = f"{sig.signer.organization} ({sig.signer.organization_identifier})" if sig.signer else "?"
+            Console().print(
+                f"  {escape(sig.field_name)}: {sig.indication} {escape(sig.sub_indication or '')} — {escape(who)}, "
+                f"revocation {sig.revocation}, coverage {sig.coverage}, changes after: {sig.modifications_after}"
+            )
+    raise typer.Exit(0 if report.verdict == PASSED else 1)
 
 
 def main() -> None:  # pragma: no cover - console entry point wrapper

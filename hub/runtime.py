@@ -19,6 +19,10 @@ from hub.identity.service import PublicKeyCache
 from hub.keys.masterkey import MasterKeyRing, load_master_key_ring
 from hub.settings import Settings
 from hub.storage import BlobStore, open_blob_store
+from seals.keystore import SealKeyStore, open_keystore
+from seals.lifecycle import SealContext
+from seals.sealing import PreparedSeals
+from seals.trust import load_roots
 
 
 @dataclass
@@ -35,6 +39,30 @@ class Runtime:
     def master_keys(self) -> MasterKeyRing:
         secret = self.settings.master_key.get_secret_value() if self.settings.master_key else None
         return load_master_key_ring(secret, self.settings.resolved_master_key_file)
+
+    @cached_property
+    def seal_keystore(self) -> SealKeyStore:
+        """Custody of department seal keys, one per process so its signers are cached once."""
+        settings = self.settings
+        pin = settings.pkcs11_pin.get_secret_value() if settings.pkcs11_pin else None
+        return open_keystore(
+            settings.seal_keystore, self.master_keys, settings.pkcs11_module, settings.pkcs11_token_label, pin
+        )
+
+    @cached_property
+    def extra_trust_roots(self) -> tuple[bytes, ...]:
+        """Other hubs' roots from ``HUB_TRUSTED_ROOTS_FILE``, read once (DER)."""
+        path = self.settings.trusted_roots_file
+        return load_roots(path) if path is not None else ()
+
+    @cached_property
+    def prepared_seals(self) -> PreparedSeals:
+        """Per-seal signing material (certificates, templates, appearance), built once per seal."""
+        return PreparedSeals()
+
+    @cached_property
+    def seal_context(self) -> SealContext:
+        return SealContext(self.seal_keystore, self.master_keys, self.storage, self.settings.public_url)
 
     @cached_property
     def holder_jwks(self) -> RemoteJwks | None:

@@ -46,6 +46,15 @@ class Settings(BaseSettings):
     # Organisation named in the hub PKI's CA certificates (seals.pki).
     pki_organization: str = "licence-hub"
 
+    # Where department seal keys live (seals.keystore): encrypted under the master key in the
+    # database, or generated on a PKCS#11 token they never leave. The module defaults to SoftHSM2's.
+    seal_keystore: Literal["software", "pkcs11"] = "software"
+    pkcs11_module: Path | None = None
+    pkcs11_token_label: str = "licence-hub"  # noqa: S105 - a token label, not a secret
+    pkcs11_pin: SecretStr | None = None
+    # Roots of other hubs whose seals this hub accepts (跨域验签): a PEM bundle, checked at start-up.
+    trusted_roots_file: Path | None = None
+
     log_level: str = "INFO"
     log_json: bool = True
     scheduler_enabled: bool = True
@@ -54,6 +63,16 @@ class Settings(BaseSettings):
     def _production_needs_real_identity(self) -> Settings:
         if self.env == "production" and self.oidc_issuer and self.oidc_issuer == self.dev_idp_issuer:
             msg = "the development identity provider cannot be the holder issuer in production"
+            raise ValueError(msg)
+        return self
+
+    @model_validator(mode="after")
+    def _pkcs11_needs_a_pin(self) -> Settings:
+        if self.seal_keystore == "pkcs11" and not (self.pkcs11_pin and self.pkcs11_pin.get_secret_value()):
+            msg = (
+                "HUB_SEAL_KEYSTORE=pkcs11 needs HUB_PKCS11_PIN, the user PIN of the token "
+                f"labelled {self.pkcs11_token_label!r}"
+            )
             raise ValueError(msg)
         return self
 

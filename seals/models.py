@@ -65,8 +65,9 @@ class Seal(Base):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)  # random hex, not guessable
     department_code: Mapped[str] = mapped_column(ForeignKey("departments.code"), index=True)
+    code: Mapped[str] = mapped_column(String(13), unique=True)  # 印章编码: area code (6) + serial (7)
     name: Mapped[str] = mapped_column(String(64))
-    kind: Mapped[str] = mapped_column(String(32))  # official | licence | contract | finance ...
+    kind: Mapped[str] = mapped_column(String(32))  # official | licence | business | platform
     status: Mapped[str] = mapped_column(String(16))  # active | suspended | revoked | superseded
     key_id: Mapped[str] = mapped_column(ForeignKey("seal_keys.key_id"))
     certificate_serial: Mapped[str] = mapped_column(ForeignKey("issued_certificates.serial"))

@@ -1,4 +1,4 @@
-"""Pure X.509 work for the hub PKI: root and issuing CA certificates and CRLs (RFC 5280), ECDSA P-256."""
+"""Pure X.509 work for the hub PKI: CA, seal and TSA certificates and CRLs (RFC 5280), ECDSA P-256."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 ROOT_VALIDITY = timedelta(days=20 * 365)
 ISSUING_VALIDITY = timedelta(days=10 * 365)
@@ -161,6 +161,60 @@ def make_seal_certificate(
             x509.NameAttribute(NameOID.COMMON_NAME, seal_name),
         ]
     )
+    return _end_entity(
+        public_key, subject=subject, issuing_key=issuing_key, issuing=issuing, crl_url=crl_url,
+        not_before=not_before, not_after=not_after,
+    ).sign(issuing_key, hashes.SHA256())  # fmt: skip
+
+
+def make_tsa_certificate(
+    public_key: ec.EllipticCurvePublicKey,
+    *,
+    issuing_key: ec.EllipticCurvePrivateKey,
+    issuing: x509.Certificate,
+    organization: str,
+    crl_url: str,
+    not_before: datetime,
+    not_after: datetime,
+) -> x509.Certificate:
+    """The hub time-stamping unit's certificate (RFC 3161 §2.3), issued by the issuing CA.
+
+    RFC 3161 §2.3: exactly one extended key usage, id-kp-timeStamping, marked critical, so the key
+    can sign nothing but time-stamp tokens in the eyes of a relying party. Key usage is
+    digitalSignature + nonRepudiation, the only bits OpenSSL's timestamp-signing purpose accepts
+    (``check_purpose_timestamp_sign`` in crypto/x509/v3_purp.c rejects any other).
+    """
+    subject = _name(f"{organization} Time-Stamping Authority", organization)
+    return (
+        _end_entity(
+            public_key,
+            subject=subject,
+            issuing_key=issuing_key,
+            issuing=issuing,
+            crl_url=crl_url,
+            not_before=not_before,
+            not_after=not_after,
+        )
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]), critical=True)
+        .sign(issuing_key, hashes.SHA256())
+    )
+
+
+def _end_entity(
+    public_key: ec.EllipticCurvePublicKey,
+    *,
+    subject: x509.Name,
+    issuing_key: ec.EllipticCurvePrivateKey,
+    issuing: x509.Certificate,
+    crl_url: str,
+    not_before: datetime,
+    not_after: datetime,
+) -> x509.CertificateBuilder:
+    """What seal and TSA certificates share, before signing.
+
+    Not a CA; digitalSignature + nonRepudiation (critical); SKI/AKI; validity inside the issuing
+    CA's; and where relying parties find the issuing CA's CRL (RFC 5280 §4.2.1.13).
+    """
     return (
         x509.CertificateBuilder()
         .subject_name(subject)
@@ -192,5 +246,4 @@ def make_seal_certificate(
             ),
             critical=False,
         )
-        .sign(issuing_key, hashes.SHA256())
     )

@@ -1,7 +1,8 @@
-"""Hub PKI use cases: create the CAs at init, publish roots and CRLs, record revocations."""
+"""Hub PKI use cases: create the CAs and the TSA at init, publish roots and CRLs, record revocations."""
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime, timedelta
 
 from cryptography import x509
@@ -12,17 +13,21 @@ from sqlalchemy.orm import Session
 
 from hub.clock import utcnow
 from hub.codes import validate_uscc
-from hub.errors import InvalidInput, NotFound
+from hub.errors import Conflict, InvalidInput, NotFound
 from hub.keys import service as keys
 from hub.keys.masterkey import MasterKeyRing
-from seals import pki
-from seals.models import CertificateAuthority, IssuedCertificate
+from seals import pki, tsa
+from seals.errors import TimestampUnitUnavailable
+from seals.models import CertificateAuthority, IssuedCertificate, TimestampUnit
 
 ROOT, ISSUING = "root", "issuing"
 CA_KEY_PURPOSE = {ROOT: keys.CA_ROOT, ISSUING: keys.CA_ISSUING}
 CRL_REFRESH = timedelta(days=1)  # re-sign long before nextUpdate (pki.CRL_VALIDITY)
 SEAL_VALIDITY = timedelta(days=3 * 365)
 MAX_SEAL_NAME = 64
+TSA_UNIT = "hub"
+TSA_VALIDITY = timedelta(days=3 * 365)
+TSA_RENEW_BEFORE = timedelta(days=30)
 
 
 class CertificateAuthorityNotFound(NotFound):
@@ -169,12 +174,119 @@ def issue_seal_certificate(
 def revoke(
     session: Session, ring: MasterKeyRing, serial: str, *, reason: x509.ReasonFlags, at: datetime | None = None
 ) -> IssuedCertificate:
-    """Mark a certificate revoked and re-sign its CA's CRL in the same transaction."""
-    issued = session.get(IssuedCertificate, serial.lower())
-    if issued is None:
-        raise NotFound(f"no certificate with serial {serial}")
-    if issued.revoked_at is None:
+    """Mark a certificate revoked and re-sign its CA's CRL in the same transaction.
+
+    A certificate on hold (RFC 5280 §5.3.1 certificateHold) may be revoked for good: the entry
+    then takes the final reason and time. A revoked certificate stays revoked (idempotent).
+    """
+    issued = _issued_or_raise(session, serial)
+    on_hold = issued.revocation_reason == x509.ReasonFlags.certificate_hold.value
+    if issued.revoked_at is None or (on_hold and reason != x509.ReasonFlags.certificate_hold):
         issued.revoked_at = at or utcnow()
         issued.revocation_reason = reason.value
         refresh_crl(session, ring, issued.ca_name, force=True)
     return issued
+
+
+def release_hold(session: Session, ring: MasterKeyRing, serial: str) -> IssuedCertificate:
+    """End a certificateHold: the entry leaves the next CRL (RFC 5280 §5.3.1, removeFromCRL)."""
+    issued = _issued_or_raise(session, serial)
+    if issued.revocation_reason != x509.ReasonFlags.certificate_hold.value:
+        raise Conflict(f"certificate {serial} is not on hold")
+    issued.revoked_at = None
+    issued.revocation_reason = None
+    refresh_crl(session, ring, issued.ca_name, force=True)
+    return issued
+
+
+def _issued_or_raise(session: Session, serial: str) -> IssuedCertificate:
+    issued = session.get(IssuedCertificate, serial.lower())
+    if issued is None:
+        raise NotFound(f"no certificate with serial {serial}")
+    return issued
+
+
+def ensure_tsa(session: Session, ring: MasterKeyRing, *, organization: str, public_url: str) -> bool:
+    """Certify the hub TSA key if it has no certificate or it expires within 30 days (idempotent).
+
+    The new certificate is recorded under the issuing CA (so it can be revoked) and the
+    ``hub`` time-stamping unit points at it; returns whether one was issued. A revoked TSA
+    certificate is not silently replaced for the same key: that needs a deliberate decision.
+    """
+    now = utcnow()
+    unit = session.get(TimestampUnit, TSA_UNIT)
+    current = session.get(IssuedCertificate, unit.certificate_serial) if unit is not None else None
+    issuing = x509.load_der_x509_certificate(get_ca_or_raise(session, ISSUING).certificate)
+    if current is not None and (
+        current.revoked_at is not None
+        or current.not_after - now > TSA_RENEW_BEFORE
+        # The issuing CA ends first: a new certificate could not outlive this one, so do not churn.
+        or issuing.not_valid_after_utc <= current.not_after
+    ):
+        return False
+    tsa_key = keys.signing_key(session, ring, keys.TSA)
+    issuing_key = keys.signing_key(session, ring, keys.CA_ISSUING)
+    cert = pki.make_tsa_certificate(
+        tsa_key.private_key.public_key(),
+        issuing_key=issuing_key.private_key,
+        issuing=issuing,
+        organization=organization,
+        crl_url=f"{public_url.rstrip('/')}/v1/pki/crl/{ISSUING}.crl",
+        not_before=now - timedelta(minutes=5),
+        not_after=now + TSA_VALIDITY,
+    )
+    issued = _issued(ISSUING, cert)
+    session.add(issued)
+    session.flush()  # the unit's foreign key needs the certificate row first
+    if unit is None:
+        session.add(TimestampUnit(name=TSA_UNIT, key_kid=tsa_key.kid, certificate_serial=issued.serial, created_at=now))
+    else:
+        unit.key_kid, unit.certificate_serial = tsa_key.kid, issued.serial
+    session.flush()
+    return True
+
+
+def get_tsa_certificate_or_raise(session: Session) -> IssuedCertificate:
+    """The hub TSA's current certificate, whatever its state (relying parties may still need it)."""
+    unit = session.get(TimestampUnit, TSA_UNIT)
+    issued = session.get(IssuedCertificate, unit.certificate_serial) if unit is not None else None
+    if issued is None:
+        raise TimestampUnitUnavailable("the hub TSA has no certificate yet; run `licence-hub init`")
+    return issued
+
+
+# One TimeStamper per TSA certificate and process: the key is decrypted and loaded once, the DER
+# templates built once. Keyed by serial, so a renewed certificate is picked up at the next call.
+_timestampers: dict[str, tsa.TimeStamper] = {}
+_timestampers_lock = threading.Lock()
+
+
+def get_timestamper(session: Session, ring: MasterKeyRing) -> tsa.TimeStamper:
+    """The hub's RFC 3161 time-stamping unit, for ``POST /v1/tsa`` and the PAdES sealer (B-T).
+
+    Per call only the unit's row and certificate row are looked up (primary keys, served from the
+    session's identity map after the first call in a session), so revocation, expiry and renewal
+    are seen at once; refuses when the certificate is revoked or expired, because every token it
+    signed would then fail validation.
+    """
+    issued = get_tsa_certificate_or_raise(session)
+    if issued.revoked_at is not None:
+        raise TimestampUnitUnavailable("the hub TSA certificate is revoked; a new TSA key must be certified")
+    if issued.not_after <= utcnow():
+        raise TimestampUnitUnavailable("the hub TSA certificate has expired; run `licence-hub init` to renew it")
+    cached = _timestampers.get(issued.serial)
+    if cached is not None:
+        return cached
+    with _timestampers_lock:
+        cached = _timestampers.get(issued.serial)
+        if cached is None:
+            unit = session.get(TimestampUnit, TSA_UNIT)
+            key = keys.signing_key(session, ring, keys.TSA)
+            if unit is None or key.kid != unit.key_kid:
+                raise TimestampUnitUnavailable("the active TSA key is not the one the TSA certificate certifies")
+            certificate = x509.load_der_x509_certificate(issued.certificate)
+            issuing = x509.load_der_x509_certificate(get_ca_or_raise(session, ISSUING).certificate)
+            # The constructor checks the key against the certificate with one signature.
+            cached = tsa.TimeStamper(certificate, [certificate, issuing], tsa.software_signer(key.private_key))
+            _timestampers[issued.serial] = cached
+    return cached

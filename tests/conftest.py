@@ -34,6 +34,12 @@ PG_ADMIN_DSN = os.environ.get("HUB_TEST_PG_ADMIN", "postgresql://postgres@127.0.
 BACKENDS = [b for b in os.environ.get("HUB_TEST_BACKENDS", "sqlite,postgresql").split(",") if b]
 MASTER_KEY = base64.b64encode(secrets.token_bytes(32)).decode()
 PUBLIC_URL = "http://testserver"
+# The SoftHSM2 test token (seal keys in an HSM, issue 4): one token directory per test run.
+SOFTHSM2_MODULE = Path("/usr/lib/softhsm/libsofthsm2.so")
+TOKEN = "licence-hub"
+PIN = "1234"
+SO_PIN = "5678"
+PIN_CHECK_TOKEN = "licence-hub-pin-check"  # never logged in before its test, so a wrong PIN reaches C_Login
 
 
 def free_port() -> int:
@@ -76,6 +82,25 @@ def s3_endpoint() -> Iterator[str]:
         yield f"127.0.0.1:{port}"
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def softhsm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A private SoftHSM2 token directory; SOFTHSM2_CONF is set before the module is first loaded."""
+    base = tmp_path_factory.mktemp("softhsm")
+    tokens = base / "tokens"
+    tokens.mkdir()
+    conf = base / "softhsm2.conf"
+    conf.write_text(f"directories.tokendir = {tokens}\nobjectstore.backend = file\nlog.level = ERROR\n")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SOFTHSM2_CONF", str(conf))
+        for label in (TOKEN, PIN_CHECK_TOKEN):
+            subprocess.run(
+                ["softhsm2-util", "--init-token", "--free", "--label", label, "--pin", PIN, "--so-pin", SO_PIN],  # noqa: S607
+                check=True,
+                capture_output=True,
+            )
+        yield conf
 
 
 @pytest.fixture(scope="session")
@@ -130,6 +155,7 @@ def engine(database_url: str, master_keys: MasterKeyRing) -> Iterator[Engine]:
         keys.ensure_keys(session, master_keys)
         audit_service.fix_origin(session, "testserver/audit")
         pki_service.ensure_cas(session, master_keys, organization="licence-hub test", public_url=PUBLIC_URL)
+        pki_service.ensure_tsa(session, master_keys, organization="licence-hub test", public_url=PUBLIC_URL)
         for ca in (pki_service.ROOT, pki_service.ISSUING):
             pki_service.refresh_crl(session, master_keys, ca)
         session.commit()

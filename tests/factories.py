@@ -75,3 +75,12 @@ def jwt_client(runtime: Runtime, scopes: str) -> tuple[ApiClient, ec.EllipticCur
         dept = department(session)
         client, _ = identity.create_client(session, department_code=dept.code, scopes=scopes, jwks={"keys": [public]})
     return client, private, public["kid"]
+
+
+def bearer(client: Any, runtime: Runtime, scopes: str) -> tuple[dict[str, str], ApiClient]:
+    """Authorization headers of a fresh department client with ``scopes`` (client_secret_basic)."""
+    api_client, secret = secret_client(runtime, scopes)
+    token = client.post(
+        "/oauth/token", data={"grant_type": "client_credentials"}, auth=(api_client.client_id, secret)
+    ).json()["access_token"]
+    return {"Authorization": f"Bearer {token}"}, api_client

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
+import secrets
 import stat
 import subprocess
 import sys
@@ -20,8 +23,9 @@ from conftest import PG_ADMIN_DSN, create_pg_database, drop_pg_database, free_po
 from factories import random_uscc
 
 from hub.codes import validate_holder_code, validate_uscc
+from hub.keys.masterkey import MasterKeyRing
 
-PURPOSES = ["access-token", "dev-idp", "audit", "holder-ref", "ca-root", "ca-issuing"]
+PURPOSES = ["access-token", "dev-idp", "audit", "holder-ref", "ca-root", "ca-issuing", "tsa"]
 
 
 def cli_env(data_dir: Path, **extra: str) -> dict[str, str]:
@@ -228,6 +232,47 @@ def test_create_client_for_an_unknown_department_exits_2(initialised: tuple[dict
     )
     assert done.returncode == 2
     assert "not_found" in done.stderr
+
+
+def test_rewrap_seal_keys_moves_software_keys_to_the_new_master_key(data_dir: Path, tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec, utils
+
+    from hub.runtime import build_runtime
+    from hub.settings import Settings
+    from seals.keystore import SoftwareKeyStore
+
+    old, new, stranger = (base64.b64encode(secrets.token_bytes(32)).decode() for _ in range(3))
+    digest = hashlib.sha256(b"sealed after the rotation").digest()
+    ok(run_cli("init", env=cli_env(data_dir, HUB_MASTER_KEY=old), cwd=tmp_path))
+
+    def signer_under(master_key: str) -> tuple[ec.EllipticCurvePublicKey, bytes]:
+        """Sign with the stored key as a hub configured with ``master_key`` would."""
+        runtime = build_runtime(Settings(env="test", data_dir=data_dir, master_key=master_key))
+        try:
+            with runtime.session_scope() as session:
+                signer = SoftwareKeyStore(runtime.master_keys).signer(session, key_id)
+                return signer.public_key, signer.sign_digest(digest)
+        finally:
+            runtime.close()
+
+    runtime = build_runtime(Settings(env="test", data_dir=data_dir, master_key=old))
+    try:
+        with runtime.session_scope() as session:
+            key_id = SoftwareKeyStore(runtime.master_keys).create_key(session, label="电子证照专用章").key_id
+    finally:
+        runtime.close()
+
+    refused = run_cli("admin", "rewrap-seal-keys", env=cli_env(data_dir, HUB_MASTER_KEY=stranger), cwd=tmp_path)
+    assert refused.returncode == 2
+    assert "master_key_unavailable" in refused.stderr
+    rotating = cli_env(data_dir, HUB_MASTER_KEY=f"{new},{old}")  # new key first, old key second
+    report = ok_json(run_cli("admin", "rewrap-seal-keys", "--json", env=rotating, cwd=tmp_path))
+    assert report == {"rewrapped": 1, "master_key_id": MasterKeyRing.parse(new).current_id}
+    assert ok_json(run_cli("admin", "rewrap-seal-keys", "--json", env=rotating, cwd=tmp_path))["rewrapped"] == 0
+
+    public_key, signature = signer_under(new)  # the old master key is gone from the ring
+    public_key.verify(signature, digest, ec.ECDSA(utils.Prehashed(hashes.SHA256())))
 
 
 # ----------------------------------------------------------------------------- serve

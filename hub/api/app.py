@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry
 
 from hub.api.middleware import RequestContextMiddleware, RequestMetrics
 from hub.api.problems import install_problem_handlers
-from hub.api.routes import admin, audit, clients, devidp, me, oauth, ops, pki
+from hub.api.routes import admin, audit, clients, devidp, me, oauth, ops, pki, seals, tsa, verify
 from hub.observability import configure_logging
 from hub.runtime import Runtime, build_runtime, set_runtime
 from hub.scheduler import InProcessScheduler
@@ -50,6 +50,9 @@ def create_app(runtime: Runtime, *, start_scheduler: bool = False) -> FastAPI:
     app.include_router(admin.router)
     app.include_router(audit.router)
     app.include_router(pki.router)
+    app.include_router(tsa.router)
+    app.include_router(seals.router)
+    app.include_router(verify.router)
     app.include_router(me.router)
     if settings.is_development:
         app.include_router(devidp.router)

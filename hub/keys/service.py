@@ -1,4 +1,4 @@
-"""Create, rotate, load and publish the hub's own keys: token and IdP signing, audit signing, HMAC secrets."""
+"""Create, rotate, load and publish the hub's own keys: token, IdP, audit, CA and TSA signing, HMAC secrets."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ AUDIT = "audit"  # Ed25519: checkpoints (C2SP signed notes) and receipts
 HOLDER_REF = "holder-ref"  # HMAC-SHA256 secret: holder_ref in audit entries (DESIGN.md §6)
 CA_ROOT = "ca-root"  # ECDSA P-256 keys of the hub PKI (seals.pki)
 CA_ISSUING = "ca-issuing"
+TSA = "tsa"  # ECDSA P-256: the hub's RFC 3161 time-stamping unit (seals.tsa), certified by the issuing CA
 PURPOSE_ALGORITHMS = {
     ACCESS_TOKEN: "ES256",
     DEV_IDP: "ES256",
@@ -34,9 +35,12 @@ PURPOSE_ALGORITHMS = {
     HOLDER_REF: "HS256",
     CA_ROOT: "ES256",
     CA_ISSUING: "ES256",
+    TSA: "ES256",
 }
 PURPOSES = tuple(PURPOSE_ALGORITHMS)
-ROTATABLE = (ACCESS_TOKEN, DEV_IDP)  # the audit key and holder-ref secret are long-lived by design
+# The audit key and holder-ref secret are long-lived by design; the CA and TSA keys are bound to
+# certificates, so replacing one is a PKI operation (re-certification), never a token-key rotation.
+ROTATABLE = (ACCESS_TOKEN, DEV_IDP)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Hub PKI publication: trust anchors, CA certificates and CRLs (public, cacheable)."""
+"""Hub PKI publication: trust anchors, CA and TSA certificates, CRLs (public, cacheable)."""
 
 from __future__ import annotations
 
@@ -22,6 +22,12 @@ def roots(session: SessionDep) -> Response:
 def ca_certificate(ca: Literal["root", "issuing"], session: SessionDep) -> Response:
     """A CA certificate (DER, RFC 2585 §4.1)."""
     return Response(pki.get_ca_or_raise(session, ca).certificate, media_type="application/pkix-cert")
+
+
+@router.get("/tsa.cer", response_class=Response)
+def tsa_certificate(session: SessionDep) -> Response:
+    """The hub TSA's certificate (DER, RFC 2585 §4.1), issued by the issuing CA; tokens also carry it."""
+    return Response(pki.get_tsa_certificate_or_raise(session).certificate, media_type="application/pkix-cert")
 
 
 @router.get("/crl/{ca}.crl", response_class=Response)

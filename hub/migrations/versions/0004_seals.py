@@ -37,6 +37,7 @@ def upgrade() -> None:
     op.create_table('seals',
     sa.Column('id', sa.String(length=32), nullable=False),
     sa.Column('department_code', sa.String(length=18), nullable=False),
+    sa.Column('code', sa.String(length=13), nullable=False),
     sa.Column('name', sa.String(length=64), nullable=False),
     sa.Column('kind', sa.String(length=32), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
@@ -50,7 +51,8 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['certificate_serial'], ['issued_certificates.serial'], name=op.f('fk_seals_certificate_serial_issued_certificates')),
     sa.ForeignKeyConstraint(['department_code'], ['departments.code'], name=op.f('fk_seals_department_code_departments')),
     sa.ForeignKeyConstraint(['key_id'], ['seal_keys.key_id'], name=op.f('fk_seals_key_id_seal_keys')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_seals'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_seals')),
+    sa.UniqueConstraint('code', name=op.f('uq_seals_code'))
     )
     with op.batch_alter_table('seals', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_seals_department_code'), ['department_code'], unique=False)
