@@ -155,13 +155,14 @@ def _pyhanko_signer(fx: Fixture) -> tuple[signers.SimpleSigner, bytes]:
     return signer, png
 
 
-def _pyhanko_sign(fx: Fixture) -> Callable[[bytes], bytes]:
+def _pyhanko_sign(fx: Fixture, *, visible: bool) -> Callable[[bytes], bytes]:
+    """The PdfSigner of pyHanko with the seal image in the widget (like ours), or invisible (its cheapest path)."""
     from PIL import Image  # noqa: PLC0415
 
     signer, png = _pyhanko_signer(fx)
-    style = StaticStampStyle(background=PdfImage(Image.open(io.BytesIO(png))), border_width=0)
+    style = StaticStampStyle(background=PdfImage(Image.open(io.BytesIO(png))), border_width=0) if visible else None
     x1, y1, x2, y2 = fx.placement.rect
-    box = (int(x1), int(y1), int(x2), int(y2))
+    box = (int(x1), int(y1), int(x2), int(y2)) if visible else None
 
     def sign(doc: bytes) -> bytes:
         writer = IncrementalPdfFileWriter(io.BytesIO(doc))
@@ -257,8 +258,11 @@ def run(*, quick: bool) -> dict[str, Any]:
         fast_bb, fast = _timed(fx.documents, _fast_sign(fx, timestamped=False))
         log(f"seal: fast path B-T over {documents} documents (in-process hub TSA)")
         fast_bt, fast_t = _timed(fx.documents, _fast_sign(fx, timestamped=True))
-        log(f"seal: pyHanko sign_pdf over {documents} documents")
-        _, slow = _timed(fx.documents, _pyhanko_sign(fx))
+        log(f"seal: pyHanko sign_pdf over {documents} documents, visible seal image")
+        _, slow = _timed(fx.documents, _pyhanko_sign(fx, visible=True))
+        log(f"seal: pyHanko sign_pdf over {documents} documents, invisible signature")
+        _, invisible = _timed(fx.documents, _pyhanko_sign(fx, visible=False))
+        baseline = max(slow["docs_per_s"], invisible["docs_per_s"])  # judge against pyHanko's faster path
         summary: dict[str, Any] = {
             "date": utcnow().isoformat(timespec="seconds"),
             "documents": documents,
@@ -268,8 +272,11 @@ def run(*, quick: bool) -> dict[str, Any]:
             "fast_b_b": fast,
             "fast_b_t": fast_t,
             "pyhanko_b_b": slow,
-            "ratio_b_b": round(fast["docs_per_s"] / slow["docs_per_s"], 1),
-            "ratio_b_t_vs_pyhanko_b_b": round(fast_t["docs_per_s"] / slow["docs_per_s"], 1),
+            "pyhanko_b_b_invisible": invisible,
+            "baseline_docs_per_s": baseline,
+            "ratio_b_b": round(fast["docs_per_s"] / baseline, 1),
+            "ratio_b_b_same_visible_seal": round(fast["docs_per_s"] / slow["docs_per_s"], 1),
+            "ratio_b_t_vs_pyhanko_b_b": round(fast_t["docs_per_s"] / baseline, 1),
             "target_ratio": TARGET_RATIO,
         }
         summary["target_met"] = summary["ratio_b_b"] >= TARGET_RATIO
@@ -288,9 +295,11 @@ def run(*, quick: bool) -> dict[str, Any]:
 def render(seal: dict[str, Any]) -> str:
     """The Markdown section for bench/RESULTS.md."""
     fast, fast_t, slow, lta = seal["fast_b_b"], seal["fast_b_t"], seal["pyhanko_b_b"], seal["lta"]
-    lta_ratio = round(lta["docs_per_s"] / slow["docs_per_s"], 2)
+    invisible, baseline = seal["pyhanko_b_b_invisible"], seal["baseline_docs_per_s"]
+    lta_ratio = round(lta["docs_per_s"] / baseline, 2)
     table = [
-        ("pyHanko `PdfSigner.sign_pdf` (B-B, key loaded once)", slow, 1.0),
+        ("pyHanko `PdfSigner.sign_pdf`, B-B, same visible seal image", slow, round(slow["docs_per_s"] / baseline, 2)),
+        ("pyHanko `PdfSigner.sign_pdf`, B-B, invisible", invisible, round(invisible["docs_per_s"] / baseline, 2)),
         ("fast path B-B", fast, seal["ratio_b_b"]),
         ("fast path B-T (in-process hub TSA)", fast_t, seal["ratio_b_t_vs_pyhanko_b_b"]),
         ("B-LTA augmentation (pyHanko: DSS + document time-stamp)", lta, lta_ratio),
@@ -301,7 +310,8 @@ def render(seal: dict[str, Any]) -> str:
     intro = (
         f"{seal['date']}: {seal['documents']} licences from {seal['renderer']} (median {seal['input_bytes_median']} "
         f"bytes, {seal['render_ms_per_doc']} ms each to render), one P-256 key and seal image. "
-        f"Target ≥ {seal['target_ratio']}× pyHanko: **{met}**."
+        f"Ratios are to pyHanko's faster configuration measured in the same run (key loaded once, one "
+        f"`SimpleSigner` for all documents). Target ≥ {seal['target_ratio']}× pyHanko: **{met}**."
     )
     checks = [
         f"- Every {level} output checked: pyHanko {v['pyhanko_total_passed']}/{v['pyhanko_checked']} TOTAL-PASSED, "

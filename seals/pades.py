@@ -134,8 +134,11 @@ def _subsection(run: list[int], offsets: dict[int, int]) -> bytes:
 
 
 def _refs_with(existing: PdfValue, new: Ref) -> bytes:
-    items = [v.pdf() for v in existing if isinstance(v, Ref)] if isinstance(existing, list) else []
-    return b"[" + b" ".join([*items, new.pdf()]) + b"]"
+    """``existing`` (an array of indirect references, §12.5.2 / §12.7.2) with ``new`` appended."""
+    items = existing if isinstance(existing, list) else []
+    if not all(isinstance(v, Ref) for v in items):
+        raise SealingFailed("/Annots and /Fields must hold indirect references (ISO 32000-1 §12.5.2)")
+    return b"[" + b" ".join([*(v.pdf() for v in items if isinstance(v, Ref)), new.pdf()]) + b"]"
 
 
 class _Target:
@@ -165,9 +168,14 @@ class _Target:
             raise SealingFailed("an indirect /Fields array is not supported by the fast sealer")
         if isinstance(annots_value, Ref) or (annots is not None and not isinstance(annots, list)):
             raise SealingFailed("an indirect or malformed /Annots array is not supported by the fast sealer")
+        if "Encrypt" in reader.trailer:  # new objects would be written in the clear (§7.6)
+            raise SealingFailed("encrypted PDFs are not sealed; remove the encryption first")
+        form_ref = form_value if isinstance(form_value, Ref) else None
+        if any(ref is not None and ref.gen != 0 for ref in (root, self.page, form_ref)):
+            raise SealingFailed("objects with a non-zero generation number are not supported by the fast sealer")
         self.reader, self.root, self.size = reader, root, size
         self.form: PdfDict | None = form
-        self.form_ref = form_value if isinstance(form_value, Ref) else None
+        self.form_ref = form_ref
         self.fields: PdfValue = form.get("Fields") if form is not None else []
         self.annots: PdfValue = annots
 
@@ -175,7 +183,8 @@ class _Target:
         """§7.5.5: the new trailer links the previous section; /ID keeps its first half (§14.4)."""
         old = self.reader.trailer
         members = [b"/Size %d" % size, b"/Root " + self.root.pdf(), b"/Prev %d" % self.reader.startxref]
-        members += [b"/" + key.encode() + b" " + old.raw[key] for key in ("Info", "Encrypt") if key in old.raw]
+        if "Info" in old.raw:
+            members.append(b"/Info " + old.raw["Info"])
         first_id = old.get("ID")
         if isinstance(first_id, list) and first_id and isinstance(first_id[0], bytes):
             members.append(b"/ID [" + first_id[0] + b" <" + secrets.token_hex(16).encode() + b">]")

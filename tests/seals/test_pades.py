@@ -316,6 +316,15 @@ def test_sealer_refuses_what_it_cannot_follow(kit: SealKit) -> None:
         pdf.save(out, object_stream_mode=pikepdf.ObjectStreamMode.generate)
     with pytest.raises(SealingFailed, match="cross-reference stream"):
         pades.seal_pdf(out.getvalue(), prepared, rect=SEAL_RECT.rect)
+    # Encrypted files would get new objects in the clear: refused, not half-sealed.
+    out = io.BytesIO()
+    with pikepdf.open(io.BytesIO(sample_pdf())) as pdf:
+        pdf.save(out, encryption=pikepdf.Encryption(owner="o", user="", R=6),
+                 object_stream_mode=pikepdf.ObjectStreamMode.disable)  # fmt: skip
+    with pytest.raises(SealingFailed, match="encrypted"):
+        pades.seal_pdf(out.getvalue(), prepared, rect=SEAL_RECT.rect)
+    with pytest.raises(SealingFailed, match="no page 3"):
+        pades.seal_pdf(sample_pdf(), prepared, rect=SEAL_RECT.rect, page_index=2)
 
 
 # ------------------------------------------------------------------------------------- B-T and B-LTA
