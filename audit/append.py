@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
+import psycopg
+import rfc8785
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import insert, update
 from sqlalchemy.orm import Session
@@ -24,7 +28,23 @@ class AuditSigner:
     holder_secret: bytes
 
     def receipt(self, leaf_index: int, leaf_hash: bytes, integrated_time: int) -> Receipt:
-        return Receipt.sign(self.private_key, self.origin, leaf_index, leaf_hash, integrated_time)
+        """Sign ``Receipt.signed_bytes`` (RFC 8785), written here by format for the hot path.
+
+        The members sort as integrated_time, leaf_hash, leaf_index, origin (RFC 8785 §3.2.3), the
+        integers are safe and base64 is ASCII, so only the origin needs JSON escaping, done once; a
+        test checks the bytes equal ``Receipt.signed_bytes``.
+        """
+        message = b'{"integrated_time":%d,"leaf_hash":"%s","leaf_index":%d,"origin":%s}' % (
+            integrated_time,
+            base64.b64encode(leaf_hash),
+            leaf_index,
+            self._origin_json,
+        )
+        return Receipt(leaf_index, leaf_hash, integrated_time, self.private_key.sign(message))
+
+    @cached_property
+    def _origin_json(self) -> bytes:
+        return bytes(rfc8785.dumps(self.origin))  # the reference implementation: once per process
 
 
 @dataclass(frozen=True)
@@ -34,27 +54,41 @@ class Sequenced:
     integrated_time: int
 
 
-def _row(event: AuditEvent, body: bytes, leaf_hash: bytes, leaf_index: int, integrated_time: int) -> dict[str, object]:
-    return {
-        "leaf_index": leaf_index,
-        "leaf_hash": leaf_hash,
-        "body": body,
-        "time": event.time,
-        "integrated_time": integrated_time,
-        "action": event.action,
-        "outcome": event.outcome,
-        "error_code": event.error_code,
-        "actor_type": event.actor_type,
-        "actor": event.actor,
-        "department_code": event.department_code,
-        "officer_id": event.officer_id,
-        "holder_ref": event.holder_ref,
-        "certificate_identifier": event.certificate_identifier,
-        "resource_code": event.resource_code,
-        "matter_code": event.matter_code,
-        "case_number": event.case_number,
-        "hidden_until": event.hidden_until,
-    }
+# Column order of the rows below; the query copies beside ``body`` follow DESIGN.md §6 names.
+_COLUMNS = (
+    "leaf_index", "leaf_hash", "body", "time", "integrated_time", "action", "outcome", "error_code",
+    "actor_type", "actor", "department_code", "officer_id", "holder_ref", "certificate_identifier",
+    "resource_code", "matter_code", "case_number", "hidden_until",
+)  # fmt: skip
+_COPY = f"COPY {AuditEntry.__tablename__} ({', '.join(_COLUMNS)}) FROM STDIN"
+COPY_MIN_ROWS = 16  # below this a plain INSERT is as cheap and keeps the single-entry path simple
+
+
+def _row(event: AuditEvent, body: bytes, leaf_hash: bytes, leaf_index: int, integrated_time: int) -> tuple[object, ...]:
+    return (
+        leaf_index, leaf_hash, body, event.time, integrated_time, event.action, event.outcome, event.error_code,
+        event.actor_type, event.actor, event.department_code, event.officer_id, event.holder_ref,
+        event.certificate_identifier, event.resource_code, event.matter_code, event.case_number, event.hidden_until,
+    )  # fmt: skip
+
+
+def _insert(session: Session, rows: list[tuple[object, ...]]) -> None:
+    """Insert entry rows in the session's transaction.
+
+    On PostgreSQL a batch goes through COPY on the session's own connection: the rows stream in one
+    command, without building a parameterised statement and binding 18 values per row in Python,
+    which was a fifth of the group committer's time. Same transaction, same durability.
+    """
+    if len(rows) >= COPY_MIN_ROWS and session.get_bind().dialect.name == "postgresql":
+        connection = session.connection().connection.driver_connection
+        if not isinstance(connection, psycopg.Connection):
+            msg = "the PostgreSQL dialect runs on psycopg 3 (postgresql+psycopg://)"
+            raise TypeError(msg)
+        with connection.cursor() as cursor, cursor.copy(_COPY) as copy:
+            for row in rows:
+                copy.write_row(row)
+        return
+    session.execute(insert(AuditEntry), [dict(zip(_COLUMNS, row, strict=True)) for row in rows])
 
 
 def append(session: Session, events: Sequence[AuditEvent]) -> list[Sequenced]:
@@ -77,8 +111,8 @@ def append(session: Session, events: Sequence[AuditEvent]) -> list[Sequenced]:
     ).scalar_one()
     first = int(end) - len(events)
     integrated_time = int(time.time())
-    session.execute(
-        insert(AuditEntry),
+    _insert(
+        session,
         [
             _row(event, body, leaf_hash, first + offset, integrated_time)
             for offset, (event, body, leaf_hash) in enumerate(zip(events, bodies, hashes, strict=True))

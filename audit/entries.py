@@ -68,6 +68,9 @@ class AuditEvent:
         if self.action.count(".") < 2:  # STYLE.md: domain.subject.verb
             msg = "action names are domain.subject.verb"
             raise ValueError(msg)
+        if self.time.tzinfo is None or (self.hidden_until is not None and self.hidden_until.tzinfo is None):
+            msg = "entry times are timezone-aware (hub.clock.utcnow())"
+            raise ValueError(msg)
         if clash := sorted(self.extra.keys() & ENTRY_FIELDS):
             # The signed body and the query columns must never disagree about a named field.
             msg = f"extra fields may not replace entry fields: {', '.join(clash)}"

@@ -10,7 +10,6 @@ import statistics
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from sqlalchemy import func, select
 
 from audit import service
 from audit.append import append
-from audit.committer import GroupCommitter
+from audit.committer import GroupCommitter, Waiter
 from audit.entries import AuditEvent, canonical, entry_leaf_hash
 from audit.models import STATE_ROW, AuditEntry, AuditState
 from bench.audit_common import Backend, EventSource, make_event, percentile
@@ -216,20 +215,20 @@ def _mean_us(repeat: int, action: Callable[[int], object]) -> float:
 
 
 def _handoff_us(rounds: int = 2000) -> tuple[float, float]:
-    """One caller → writer thread → caller round trip through a SimpleQueue and a Future (as record() does)."""
-    inbox: queue.SimpleQueue[Future[int] | None] = queue.SimpleQueue()
+    """One caller → writer thread → caller round trip through a SimpleQueue and a Waiter (as record() does)."""
+    inbox: queue.SimpleQueue[Waiter | None] = queue.SimpleQueue()
 
     def serve() -> None:
-        while (future := inbox.get()) is not None:
-            future.set_result(1)
+        while (waiter := inbox.get()) is not None:
+            waiter.set_result([])
 
     server = threading.Thread(target=serve, name="handoff")
     server.start()
     started, cpu = time.perf_counter(), time.process_time()
     for _ in range(rounds):
-        future: Future[int] = Future()
-        inbox.put(future)
-        future.result()
+        waiter = Waiter()
+        inbox.put(waiter)
+        waiter.wait(10.0)
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     inbox.put(None)
     server.join()
@@ -385,9 +384,9 @@ def profile_group(backend: Backend, source: EventSource) -> dict[str, Any]:
         "committer_pool_checkout": _cumulative(writer, "sqlalchemy/pool/base.py", "_checkout"),
         "committer_commit": _cumulative(writer, "sqlalchemy/orm/session.py", "commit"),
         "committer_idle_queue_get": _cumulative(writer, "~", "<method 'get' of '_queue.SimpleQueue' objects>"),
-        "committer_set_result": _cumulative(writer, "concurrent/futures/_base.py", "set_result"),
+        "committer_set_result": _cumulative(writer, committer_file, "set_result"),
         "callers_wall_s": round(caller_wall, 3),
-        "callers_future_wait": _cumulative(callers, "concurrent/futures/_base.py", "result"),
+        "callers_future_wait": _cumulative(callers, committer_file, "wait"),
         "callers_receipt_sign": _cumulative(callers, append_file, "receipt"),
         "callers_event_build": _cumulative(callers, "bench/audit_common.py", "make_event"),
     }
@@ -458,7 +457,7 @@ def where_time_goes(pg: dict[str, Any], micro: dict[str, float], profile: dict[s
             f"which pool checkout with pre-ping {s['committer_pool_checkout']:.0%}), COMMIT "
             f"{s['committer_commit']:.0%}, waking callers {s['committer_set_result']:.0%}, idle "
             f"{s['committer_idle_queue_get']:.0%}. Callers spend {s['callers_future_wait']:.0%} of their wall time "
-            f"blocked in Future.result(), {s['callers_receipt_sign']:.0%} in receipt signing (Ed25519 releases the "
+            f"blocked in Waiter.wait(), {s['callers_receipt_sign']:.0%} in receipt signing (Ed25519 releases the "
             "GIL, so that figure is mostly waiting to get it back)."
         ),
         f"CPU profile (per-thread CPU clock, all threads, own time): {cpu}.",

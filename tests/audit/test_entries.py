@@ -7,10 +7,12 @@ from typing import Any
 
 import pytest
 import rfc8785
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from audit.entries import AuditEvent, canonical
+from audit.append import AuditSigner
+from audit.entries import AuditEvent, Receipt, canonical
 
 _text = st.text(alphabet=st.characters(codec="utf-8"), max_size=20) | st.sampled_from(
     ["\x00", "\x1f", "\x7f", '"', "\\", "/", "\u2028", "é", "中文", "😀", "\b\f\n\r\t"]
@@ -58,3 +60,26 @@ def test_extra_fields_cannot_overwrite_entry_fields() -> None:
     assert AuditEvent(**base, extra={"scope": "licence:read"}).to_entry()["scope"] == "licence:read"
     with pytest.raises(ValueError, match="outcome"):
         AuditEvent(**base, extra={"outcome": "denied"})
+
+
+_SIGNING_KEY = Ed25519PrivateKey.generate()
+
+
+@given(
+    origin=_text,
+    leaf_index=st.integers(min_value=0, max_value=2**53 - 1),
+    leaf_hash=st.binary(min_size=32, max_size=32),
+)
+@settings(max_examples=200, deadline=None)
+def test_hot_path_receipt_signs_exactly_the_canonical_bytes(origin: str, leaf_index: int, leaf_hash: bytes) -> None:
+    signer = AuditSigner(origin=origin, key_id="k", private_key=_SIGNING_KEY, holder_secret=b"s")
+    receipt = signer.receipt(leaf_index, leaf_hash, 1_790_000_000)
+    expected = Receipt.signed_bytes(origin, leaf_index, leaf_hash, 1_790_000_000)
+    _SIGNING_KEY.public_key().verify(receipt.signature, expected)  # raises if the bytes differ
+    receipt.verify(_SIGNING_KEY.public_key(), origin)
+
+
+def test_naive_times_are_refused() -> None:
+    naive = datetime(2026, 1, 1)  # noqa: DTZ001 - the point of the test
+    with pytest.raises(ValueError, match="timezone-aware"):
+        AuditEvent(action="a.b.c", outcome="ok", actor_type="system", actor="x", request_id="r", time=naive)
