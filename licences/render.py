@@ -28,6 +28,7 @@ from licences.fonts import (
     plain_line,
     wrap,
 )
+from licences.identifiers import make_identifier
 from licences.xmp import build_xmp, pdf_date
 
 MM = 72 / 25.4  # template lengths are millimetres; PDF user space is 1/72 inch (ISO 32000-1 §8.3.2.3)
@@ -544,8 +545,7 @@ def sample_business_licence(serial: int = 0) -> LicenceDocument:
 
     Serial 0 carries DESIGN.md §3's test-vector identifier; the holder's USCC has a valid GB 32100 check.
     """
-    body = f"11100000000013338W032{ISSUER_SAMPLE_USCC}{2430599 + serial}001"
-    identifier = f"1.2.156.3005.2.11100000000013338W032.{ISSUER_SAMPLE_USCC}.{2430599 + serial}.001.{_mod37_36(body)}"
+    identifier = str(make_identifier("11100000000013338W032", ISSUER_SAMPLE_USCC, str(2430599 + serial)))
     holder_code = f"91330100MA2{serial % 1_000_000:06d}"
     holder_code += uscc_check_char(holder_code)
     holder = "临江市示例科技有限公司" if serial == 0 else f"临江市示例第{serial}科技有限公司"
@@ -589,12 +589,3 @@ _SAMPLE_SCOPE = (
     "一般项目：技术服务、技术开发、技术咨询、技术交流、技术转让、技术推广；软件开发；信息系统集成服务；"
     "数据处理和存储支持服务；计算机软硬件及辅助设备零售（除依法须经批准的项目外，凭营业执照依法自主开展经营活动）。"
 )
-
-
-def _mod37_36(body: str) -> str:
-    """ISO/IEC 7064 MOD 37,36 (hybrid) check character over 0-9A-Z, as GB/T 36904 identifiers use."""
-    alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-    product = 36
-    for ch in body:
-        product = ((product + alphabet.index(ch)) % 36 or 36) * 2 % 37
-    return alphabet[(1 - product) % 36]
