@@ -30,7 +30,6 @@ from seals.cms import SignedDataTemplate
 from seals.image import SealBitmap
 from seals.pdfobj import PdfDict, PdfReader, PdfSyntaxError, PdfValue, Ref
 
-LEVEL_B_B, LEVEL_B_T = "B-B", "B-T"
 _BYTERANGE_WIDTH = 42  # "[0 a b c]" padded; room for 10-digit offsets
 _CERT_OVERHEAD = 600  # SignerInfo, attributes and structure around the certificates
 _TIMESTAMP_RESERVE = 3000  # a token with its TSA certificate chain (hub TSA: ~1.6 KB)
@@ -59,7 +58,7 @@ class PreparedSeal:
 
     sign_digest: Callable[[bytes], bytes]
     template: SignedDataTemplate
-    image: bytes  # image XObject dictionary + compressed stream, with "%(smask)d" placeholder
+    image: bytes  # image XObject dictionary + compressed stream; "/SMask %d 0 R" is filled per document
     smask: bytes
     reason: bytes
     location: bytes

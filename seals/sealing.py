@@ -13,9 +13,8 @@ from seals import image as seal_image
 from seals import service as pki
 from seals.lifecycle import ACTIVE, SealContext, SealStateConflict, certificate_of
 from seals.models import Seal
-from seals.pades import LEVEL_B_B, LEVEL_B_T, PreparedSeal, seal_pdf
+from seals.pades import PreparedSeal, seal_pdf
 
-LEVELS = (LEVEL_B_B, LEVEL_B_T)
 Timestamp = Callable[[bytes], bytes]
 
 
