@@ -48,6 +48,7 @@ from seals import lifecycle, ltv
 from seals import service as pki
 from seals.lifecycle import SealContext, SealOwner
 from seals.sealing import Placement, PreparedSeals, seal_document
+from seals.trust import trust_settings
 from seals.verify import PASSED, TrustSettings, Verifier
 
 DOCUMENTS = 2000
@@ -193,10 +194,7 @@ def _fast_sign(fx: Fixture, *, timestamped: bool) -> Callable[[bytes], bytes]:
 
 def _trust(fx: Fixture) -> TrustSettings:
     with fx.runtime.session_scope() as session:
-        root = pki.get_ca_or_raise(session, pki.ROOT)
-        issuing = pki.get_ca_or_raise(session, pki.ISSUING)
-        crls = tuple(ca.crl for ca in (root, issuing) if ca.crl is not None)
-        return TrustSettings(roots=(root.certificate,), crls=crls, other_certs=(issuing.certificate,))
+        return trust_settings(session)
 
 
 def _pdfsig_all(outputs: list[bytes], root_pem: str, tmp: Path) -> dict[str, int]:

@@ -21,6 +21,7 @@ from seals import service as pki
 from seals.lifecycle import SealContext, SealOwner
 from seals.models import Seal
 from seals.sealing import Placement, PreparedSeals, seal_document
+from seals.trust import trust_settings
 from seals.verify import TrustSettings, Verifier
 
 SEAL_RECT = Placement(rect=(380.0, 90.0, 500.0, 210.0))
@@ -66,10 +67,7 @@ class SealKit:
 
     def trust(self) -> TrustSettings:
         with self.runtime.session_scope() as session:
-            root = pki.get_ca_or_raise(session, pki.ROOT)
-            issuing = pki.get_ca_or_raise(session, pki.ISSUING)
-            crls = tuple(ca.crl for ca in (root, issuing) if ca.crl is not None)
-            return TrustSettings(roots=(root.certificate,), crls=crls, other_certs=(issuing.certificate,))
+            return trust_settings(session)
 
     def verifier(self) -> Verifier:
         return Verifier(self.trust())

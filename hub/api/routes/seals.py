@@ -23,7 +23,7 @@ from hub.identity.tokens import AccessClaims
 from seals import lifecycle
 from seals.image import MAX_UPLOAD_BYTES
 from seals.lifecycle import SealOwner
-from seals.models import Seal
+from seals.models import Seal, SealKey
 
 router = APIRouter(prefix="/v1/seals", tags=["seals"])
 AdminDep = Annotated[AccessClaims, require_scope("admin")]
@@ -68,17 +68,22 @@ class SealOut(BaseModel):
     receipt: ReceiptOut | None = None
 
 
-def _out(session: Session, runtime: RuntimeDep, seal: Seal, receipt: ReceiptOut | None = None) -> SealOut:
+def _out(session: Session, seal: Seal, receipt: ReceiptOut | None = None) -> SealOut:
     issued = lifecycle.certificate_of(session, seal)
     pem = x509.load_der_x509_certificate(issued.certificate).public_bytes(serialization.Encoding.PEM).decode()
     return SealOut(
         id=seal.id, department_code=seal.department_code, code=seal.code, name=seal.name, kind=seal.kind,
         status=seal.status,
-        key_id=seal.key_id, key_backend=runtime.seal_keystore.backend, certificate_serial=seal.certificate_serial,
+        key_id=seal.key_id, key_backend=_key_backend(session, seal), certificate_serial=seal.certificate_serial,
         certificate_pem=pem, not_before=issued.not_before, not_after=issued.not_after, image_sha256=seal.image_sha256,
         image_generated=seal.image_generated, replaces=seal.replaces, created_at=seal.created_at,
         updated_at=seal.updated_at, receipt=receipt,
     )  # fmt: skip
+
+
+def _key_backend(session: Session, seal: Seal) -> str:
+    key = session.get(SealKey, seal.key_id)
+    return key.backend if key is not None else "unknown"
 
 
 def _owner(session: Session, department_code: str) -> SealOwner:
@@ -117,24 +122,23 @@ def create_seal(body: SealIn, session: SessionDep, runtime: RuntimeDep, caller: 
         session, runtime.seal_context, owner=_owner(session, body.department_code), name=body.name, kind=body.kind,
         image=image,
     )  # fmt: skip
-    return _out(session, runtime, seal, _audit(session, runtime, caller, "seals.seal.created", seal))
+    return _out(session, seal, _audit(session, runtime, caller, "seals.seal.created", seal))
 
 
 @router.get("")
 def list_seals(
     session: SessionDep,
-    runtime: RuntimeDep,
     caller: ReaderDep,
     department_code: Annotated[str | None, Query(min_length=18, max_length=18)] = None,
 ) -> list[SealOut]:
     if "admin" not in caller.scopes:
         department_code = caller.department_code  # a department lists its own seals only
-    return [_out(session, runtime, s) for s in lifecycle.list_seals(session, department_code=department_code)]
+    return [_out(session, s) for s in lifecycle.list_seals(session, department_code=department_code)]
 
 
 @router.get("/{seal_id}")
-def get_seal(seal_id: str, session: SessionDep, runtime: RuntimeDep, caller: ReaderDep) -> SealOut:
-    return _out(session, runtime, _readable(session, caller, seal_id))
+def get_seal(seal_id: str, session: SessionDep, caller: ReaderDep) -> SealOut:
+    return _out(session, _readable(session, caller, seal_id))
 
 
 @router.get("/{seal_id}/image", response_class=Response)
@@ -152,26 +156,23 @@ def seal_certificate(seal_id: str, session: SessionDep, caller: ReaderDep) -> Re
 @router.post("/{seal_id}/suspend")
 def suspend_seal(seal_id: str, session: SessionDep, runtime: RuntimeDep, caller: AdminDep) -> SealOut:
     seal = lifecycle.suspend_seal(session, runtime.seal_context, seal_id)
-    runtime.prepared_seals.evict(seal.id)
-    return _out(session, runtime, seal, _audit(session, runtime, caller, "seals.seal.suspended", seal))
+    return _out(session, seal, _audit(session, runtime, caller, "seals.seal.suspended", seal))
 
 
 @router.post("/{seal_id}/reinstate")
 def reinstate_seal(seal_id: str, session: SessionDep, runtime: RuntimeDep, caller: AdminDep) -> SealOut:
     seal = lifecycle.reinstate_seal(session, runtime.seal_context, seal_id)
-    return _out(session, runtime, seal, _audit(session, runtime, caller, "seals.seal.reinstated", seal))
+    return _out(session, seal, _audit(session, runtime, caller, "seals.seal.reinstated", seal))
 
 
 @router.post("/{seal_id}/revoke")
 def revoke_seal(seal_id: str, body: RevokeIn, session: SessionDep, runtime: RuntimeDep, caller: AdminDep) -> SealOut:
     seal = lifecycle.revoke_seal(session, runtime.seal_context, seal_id, reason=body.reason)
-    runtime.prepared_seals.evict(seal.id)
-    return _out(session, runtime, seal, _audit(session, runtime, caller, "seals.seal.revoked", seal))
+    return _out(session, seal, _audit(session, runtime, caller, "seals.seal.revoked", seal))
 
 
 @router.post("/{seal_id}/rotate", status_code=status.HTTP_201_CREATED)
 def rotate_seal(seal_id: str, session: SessionDep, runtime: RuntimeDep, caller: AdminDep) -> SealOut:
     old = lifecycle.get_seal_or_raise(session, seal_id)
     seal = lifecycle.rotate_seal(session, runtime.seal_context, seal_id, owner=_owner(session, old.department_code))
-    runtime.prepared_seals.evict(old.id)
-    return _out(session, runtime, seal, _audit(session, runtime, caller, "seals.seal.rotated", seal))
+    return _out(session, seal, _audit(session, runtime, caller, "seals.seal.rotated", seal))
