@@ -14,6 +14,12 @@ from hub.codes import make_id_number, make_uscc
 from hub.identity import service as identity
 from hub.identity.models import Department
 from hub.runtime import Runtime
+from licences import types as licence_types
+from licences.demo_types import DEMO_TYPES
+from licences.issuance import Actor, Issuer, issue
+from licences.schemas import LicenceRequest
+from seals import lifecycle as seal_lifecycle
+from seals.lifecycle import SealOwner
 
 AREA = "330100"  # the demo city's GB/T 2260 code; the city and every name below are fictional
 
@@ -46,7 +52,7 @@ def credentials_path(runtime: Runtime) -> Path:
     return runtime.settings.data_dir / "demo-credentials.json"
 
 
-def _seed(session: Session) -> dict[str, Any]:
+def _seed(session: Session, runtime: Runtime) -> dict[str, Any]:
     departments = []
     for org8, name, scopes in DEPARTMENTS:
         department = identity.create_department(
@@ -71,8 +77,49 @@ def _seed(session: Session) -> dict[str, Any]:
         code = make_uscc("9", "1", AREA, org8)
         identity.resolve_holder(session, holder_type="001", holder_code=code, name=name)
         holders.append({"type": "001", "code": code, "name": name})
-    # Exchange scenarios need licence types, grants and consents (issues 5–7); none exist yet.
-    return {"departments": departments, "holders": holders, "scenarios": []}
+    licences = _seed_licences(session, runtime, departments, holders)
+    # Exchange scenarios need grants and consents (issues 6–7); none exist yet.
+    return {"departments": departments, "holders": holders, "licences": licences, "scenarios": []}
+
+
+# Which demo department issues which demo licence type (by name), and to whom (holder names).
+ISSUERS = {
+    "营业执照": ("临江市市场监督管理局", ("临江市青禾餐饮管理有限公司", "临江智造科技有限公司")),
+    "食品经营许可证": ("临江市市场监督管理局", ("临江市青禾餐饮管理有限公司",)),
+    "户口登记": ("临江市公安局", ("张伟", "李娜", "王芳")),
+    "不动产权证书": ("临江市自然资源和规划局", ("张伟",)),
+    "医师执业证书": ("临江市卫生健康委员会", ("李娜",)),
+}
+
+
+def _seed_licences(
+    session: Session, runtime: Runtime, departments: list[dict[str, Any]], holders: list[dict[str, str]]
+) -> list[dict[str, str]]:
+    """Licence seals for the issuing departments, the five demo types, and sealed licences for the demo holders."""
+    by_name = {d["name"]: d for d in departments}
+    issuing = sorted({dept for dept, _ in ISSUERS.values()})
+    for name in issuing:
+        dept = by_name[name]
+        owner = SealOwner(code=dept["code"], name=name, area_code=AREA)
+        seal_lifecycle.create_seal(session, runtime.seal_context, owner=owner, name="电子证照专用章", kind="licence")
+    for demo in DEMO_TYPES:
+        licence_types.ensure_demo_types(session, [by_name[ISSUERS[demo.name][0]]["code"]], only=(demo.type_code,))
+    issued = []
+    people = {h["name"]: h for h in holders}
+    for serial, demo in enumerate(DEMO_TYPES, start=1):
+        dept_name, holder_names = ISSUERS[demo.name]
+        dept = by_name[dept_name]
+        issuer = Issuer(dept["code"], dept_name, AREA)
+        for n, holder_name in enumerate(holder_names):
+            holder = people[holder_name]
+            request = LicenceRequest(
+                certificate_type_code=demo.type_code, certificate_holder_type=holder["type"],
+                certificate_holder_code=holder["code"], certificate_holder_name=holder_name,
+                face=demo.sample_face(holder_name, holder["code"], serial * 10 + n),
+            )  # fmt: skip
+            done = issue(session, runtime.licence_context, issuer, request, Actor("system", "demo"))
+            issued.append({"certificate_identifier": done.licence.identifier, "type": demo.name, "holder": holder_name})
+    return issued
 
 
 def seed_demo(runtime: Runtime) -> tuple[dict[str, Any], bool]:
@@ -88,7 +135,7 @@ def seed_demo(runtime: Runtime) -> tuple[dict[str, Any], bool]:
                 "scenarios": [],
                 "note": "seeded earlier; secrets not kept",
             }, False
-        credentials = _seed(session)
+        credentials = _seed(session, runtime)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
         json.dump(credentials, fh, ensure_ascii=False, indent=2)

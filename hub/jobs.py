@@ -1,10 +1,18 @@
-"""The Celery app: Redis in distributed mode, eager in-process execution in the embedded default."""
+"""The Celery app: Redis in distributed mode, in-process execution in the embedded default."""
 
 from __future__ import annotations
 
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
 from celery import Celery
+from sqlalchemy import event
+from sqlalchemy.orm import Session
 
 from hub.settings import Settings
+
+log = logging.getLogger(__name__)
 
 # Periodic jobs in one place: Celery beat runs them in distributed mode and the in-process
 # scheduler (hub.scheduler) in the embedded default. name -> interval in seconds.
@@ -12,6 +20,9 @@ PERIODIC_JOBS: dict[str, float] = {
     "hub.identity.purge_spent_assertions": 3600.0,
     "audit.tree.integrate": Settings().audit_checkpoint_interval_seconds,
     "seals.crl.refresh": 3600.0,  # re-signs a CRL once it is a day old (nextUpdate is a week)
+    "licences.expiry.run": 3600.0,  # expire licences past validity; send 30/7/1-day reminders once
+    "licences.batch.redrive": 300.0,  # re-dispatch chunks of batches that stopped making progress
+    "hub.webhooks.redrive": 60.0,  # due webhook retries and lost delivery messages, in every mode
 }
 
 
@@ -31,6 +42,7 @@ def configure(app: Celery, settings: Settings) -> None:
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         broker_connection_retry_on_startup=True,
+        broker_transport_options={"visibility_timeout": settings.broker_visibility_timeout_seconds},
         timezone="UTC",
         beat_schedule={name: {"task": name, "schedule": every} for name, every in PERIODIC_JOBS.items()},
     )
@@ -38,3 +50,59 @@ def configure(app: Celery, settings: Settings) -> None:
 
 celery_app = Celery("licence-hub", include=["hub.tasks"])
 configure(celery_app, Settings())
+
+# Embedded mode without a broker: a small pool so a request that starts a long job (a batch of
+# 100 k licences) answers at once. Two threads, like the two Celery workers of the reference setup.
+_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="hub-job")
+_PENDING = "hub.jobs.pending"
+
+
+def dispatch(settings: Settings, name: str, **kwargs: Any) -> None:
+    """Run task ``name`` now: queued on the broker, on the in-process pool, or inline (tests)."""
+    if name not in celery_app.tasks:
+        celery_app.loader.import_default_modules()  # hub.tasks registers on first use in API processes
+    task = celery_app.tasks[name]
+    if not settings.is_eager:
+        task.apply_async(kwargs=kwargs)
+    elif settings.inline_jobs:
+        task.apply(kwargs=kwargs, throw=True)
+    else:
+        _pool.submit(_run_logged, name, kwargs)
+
+
+def _run_logged(name: str, kwargs: dict[str, Any]) -> None:
+    try:
+        celery_app.tasks[name].apply(kwargs=kwargs, throw=True)
+    except Exception:
+        # The job's own state (batch rows, delivery rows) says what is left; the scheduler or an
+        # operator re-drives it. Nothing a thread raises can reach a caller, so it is logged here.
+        log.exception("in-process job failed", extra={"job": name})
+
+
+def after_commit(session: Session, settings: Settings, name: str, **kwargs: Any) -> None:
+    """Dispatch ``name`` once ``session`` commits (DESIGN.md §2: side effects after commit), never on rollback."""
+    session.info.setdefault(_PENDING, []).append((settings, name, kwargs))
+
+
+_AFTER_CLOSE = "hub.jobs.after_close"
+
+
+@event.listens_for(Session, "after_commit")
+def _send_pending(session: Session) -> None:
+    for settings, name, kwargs in session.info.pop(_PENDING, []):
+        if settings.is_eager and settings.inline_jobs:
+            # Inline jobs open their own sessions: run them once this one is closed, not inside its commit.
+            session.info.setdefault(_AFTER_CLOSE, []).append((settings, name, kwargs))
+        else:
+            dispatch(settings, name, **kwargs)
+
+
+def run_after_close(session: Session) -> None:
+    """Run the inline jobs a closed session committed (``Runtime.session_scope`` calls this)."""
+    for settings, name, kwargs in session.info.pop(_AFTER_CLOSE, []):
+        dispatch(settings, name, **kwargs)
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_pending(session: Session) -> None:
+    session.info.pop(_PENDING, None)

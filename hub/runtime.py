@@ -13,12 +13,15 @@ from sqlalchemy.orm import Session, sessionmaker
 from audit.append import AuditSigner
 from audit.committer import GroupCommitter
 from audit.models import STATE_ROW, AuditState
-from hub.db import make_engine, make_session_factory
+from hub.db import begin_read_only, make_engine, make_session_factory
 from hub.identity.oidc import RemoteJwks
 from hub.identity.service import PublicKeyCache
+from hub.jobs import run_after_close
 from hub.keys.masterkey import MasterKeyRing, load_master_key_ring
 from hub.settings import Settings
 from hub.storage import BlobStore, open_blob_store
+from licences.issuance import LicenceContext
+from licences.status_lists import SignedLists
 from seals.keystore import SealKeyStore, open_keystore
 from seals.lifecycle import SealContext
 from seals.sealing import PreparedSeals
@@ -65,6 +68,22 @@ class Runtime:
         return SealContext(self.seal_keystore, self.master_keys, self.storage, self.settings.public_url)
 
     @cached_property
+    def licence_context(self) -> LicenceContext:
+        return LicenceContext(
+            public_url=self.settings.public_url,
+            storage=self.storage,
+            master_keys=self.master_keys,
+            seal_context=self.seal_context,
+            prepared_seals=self.prepared_seals,
+            audit_signer=lambda: self.audit_signer,
+        )
+
+    @cached_property
+    def signed_status_lists(self) -> SignedLists:
+        """Signed W3C status list JWTs, re-signed only when their list changed."""
+        return SignedLists()
+
+    @cached_property
     def holder_jwks(self) -> RemoteJwks | None:
         """Key set of an external holder IdP; None when the built-in dev IdP is the issuer."""
         settings = self.settings
@@ -79,6 +98,9 @@ class Runtime:
         from hub.keys import service as keys  # noqa: PLC0415 - keys import models that import hub.db
 
         with self.session_factory() as session:
+            # A reader beside the caller's own unit of work (first issuance after start-up holds
+            # SQLite's write lock): DEFERRED, so it never waits for that writer.
+            begin_read_only(session)
             ed_key = keys.ed25519_key(session, self.master_keys, keys.AUDIT)
             holder_secret = keys.secret(session, self.master_keys, keys.HOLDER_REF)
             stored = session.scalar(select(AuditState.origin).where(AuditState.id == STATE_ROW))
@@ -111,6 +133,7 @@ class Runtime:
             raise
         finally:
             session.close()
+        run_after_close(session)
 
 
 def build_runtime(settings: Settings) -> Runtime:

@@ -58,6 +58,19 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = True
     scheduler_enabled: bool = True
+    # Embedded default (memory:// broker): background jobs run on an in-process thread pool, or
+    # inline in the caller's thread after its commit (tests: deterministic, one connection).
+    inline_jobs: bool = False
+
+    # Licences (issue 5): presentation tokens (扫码亮证) live at most 5 minutes; reminders before expiry.
+    presentation_ttl_seconds: int = Field(default=120, ge=10, le=300)
+    expiry_reminder_days: tuple[int, ...] = (30, 7, 1)
+    batch_chunk_rows: int = Field(default=200, ge=1, le=10_000)
+    batch_max_rows: int = Field(default=100_000, ge=1)
+    # A batch without progress this long is re-driven (its pending chunks dispatched again).
+    batch_stalled_seconds: float = Field(default=300.0, gt=0)
+    # Redis broker: an unacknowledged task (its worker was killed) is delivered again after this long.
+    broker_visibility_timeout_seconds: int = Field(default=900, ge=1)
 
     @model_validator(mode="after")
     def _production_needs_real_identity(self) -> Settings:

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+
 from hub.audited import integrate_pending
+from hub.errors import ServiceUnavailable
 from hub.identity.service import purge_spent_assertions
-from hub.jobs import celery_app
-from hub.runtime import get_runtime
+from hub.jobs import celery_app, dispatch
+from hub.runtime import Runtime, get_runtime
+from hub.webhooks import delivery as webhook_delivery
+from licences import batches, expiry
 from seals import ltv
 from seals import service as pki
 from seals.trust import trust_settings
@@ -44,3 +52,85 @@ def augment_lta(sha256: str) -> str:
         trust = trust_settings(session, runtime.extra_trust_roots)
         stamper = pki.get_timestamper(session, runtime.master_keys)
     return runtime.storage.put(ltv.augment_to_lta(runtime.storage.get(sha256), trust, stamper))
+
+
+@celery_app.task(  # type: ignore[untyped-decorator]
+    name="licences.batch.issue_chunk", autoretry_for=(ServiceUnavailable, OperationalError),
+    retry_backoff=5, retry_backoff_max=300, max_retries=20,
+)  # fmt: skip
+def issue_batch_chunk(batch_id: str, first: int, last: int) -> int:
+    """Issue the pending rows of one chunk; a redelivered or retried chunk issues only what is still pending."""
+    runtime = get_runtime()
+    return batches.issue_chunk(runtime.session_scope, runtime.licence_context, batch_id, first, last)
+
+
+@celery_app.task(name="licences.batch.redrive")  # type: ignore[untyped-decorator]
+def redrive_batches() -> int:
+    """Re-dispatch the pending chunks of batches without progress (a lost message, a dead worker)."""
+    runtime = get_runtime()
+    sent = 0
+    with runtime.session_scope() as session:
+        work = [(b, batches.chunks(session, b, runtime.settings.batch_chunk_rows)) for b in batches.stalled(session, after_seconds=runtime.settings.batch_stalled_seconds)]
+    for batch_id, ranges in work:
+        for first, last in ranges or [(0, 0)]:
+            dispatch(runtime.settings, "licences.batch.issue_chunk", batch_id=batch_id, first=first, last=last)
+            sent += 1
+    return sent
+
+
+@celery_app.task(name="licences.expiry.run")  # type: ignore[untyped-decorator]
+def run_expiry() -> dict[str, int]:
+    """Expire licences past validity and send the 30/7/1-day reminders (each once)."""
+    runtime = get_runtime()
+    report = expiry.run(
+        runtime.session_scope, runtime.licence_context, notify_issuer(runtime),
+        reminder_days=runtime.settings.expiry_reminder_days,
+    )  # fmt: skip
+    return {"expired": report.expired, "reminded": report.reminded}
+
+
+def notify_issuer(runtime: Runtime) -> expiry.IssuerNotifier:
+    """Issuer notices go out through the department's registered webhooks (hub.webhooks), after commit."""
+
+    def send(
+        session: Session,
+        *,
+        department_code: str,
+        type: str,  # noqa: A002 - the CloudEvents attribute name
+        subject: str,
+        data: dict[str, Any],
+        event_id: str,
+    ) -> None:
+        from hub.webhooks import service as webhooks  # noqa: PLC0415
+
+        webhooks.emit(
+            session, runtime.settings, department_code=department_code, type=type, subject=subject, data=data,
+            event_id=event_id,
+        )  # fmt: skip
+
+    return send
+
+
+@celery_app.task(name="hub.webhooks.deliver")  # type: ignore[untyped-decorator]
+def deliver_webhook(delivery_id: str) -> str:
+    """One attempt of a webhook delivery; returns its status. The row's state makes a repeat harmless.
+
+    Distributed mode queues the next attempt with a countdown; the embedded default leaves it to the
+    redrive job (nothing sleeps in-process).
+    """
+    runtime = get_runtime()
+
+    def later(countdown: float) -> None:
+        deliver_webhook.apply_async(kwargs={"delivery_id": delivery_id}, countdown=countdown)
+
+    return webhook_delivery.deliver(runtime, delivery_id, schedule_retry=None if runtime.settings.is_eager else later)
+
+
+@celery_app.task(name="hub.webhooks.redrive")  # type: ignore[untyped-decorator]
+def redrive_webhooks() -> int:
+    """Dispatch every due pending delivery (retries, lost messages, expired leases); returns how many."""
+    runtime = get_runtime()
+    due = webhook_delivery.due_deliveries(runtime)
+    for delivery_id in due:
+        dispatch(runtime.settings, "hub.webhooks.deliver", delivery_id=delivery_id)
+    return len(due)

@@ -185,6 +185,7 @@ def make_settings(database_url: str, tmp_path: Path) -> Any:
             "master_key": MASTER_KEY,
             "public_url": PUBLIC_URL,
             "log_json": False,
+            "inline_jobs": True,
         }
         values.update(overrides)
         return Settings(**values)
@@ -221,3 +222,11 @@ def runtime(make_runtime: Any, settings: Settings) -> Runtime:
 def client(runtime: Runtime) -> Iterator[TestClient]:
     with TestClient(create_app(runtime), raise_server_exceptions=False) as test_client:
         yield test_client
+
+
+@pytest.fixture
+def kit(client: TestClient, runtime: Runtime) -> Any:
+    """An issuing department with a licence seal and a client, and the demo licence types (tests/licences)."""
+    from tests.licences.licencekit import make_licence_kit
+
+    return make_licence_kit(client, runtime)

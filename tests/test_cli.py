@@ -25,7 +25,17 @@ from factories import random_uscc
 from hub.codes import validate_holder_code, validate_uscc
 from hub.keys.masterkey import MasterKeyRing
 
-PURPOSES = ["access-token", "dev-idp", "audit", "holder-ref", "ca-root", "ca-issuing", "tsa"]
+PURPOSES = [
+    "access-token",
+    "dev-idp",
+    "audit",
+    "holder-ref",
+    "ca-root",
+    "ca-issuing",
+    "tsa",
+    "presentation",
+    "status-list",
+]
 
 
 def cli_env(data_dir: Path, **extra: str) -> dict[str, str]:

@@ -10,7 +10,22 @@ from prometheus_client import CollectorRegistry
 
 from hub.api.middleware import RequestContextMiddleware, RequestMetrics
 from hub.api.problems import install_problem_handlers
-from hub.api.routes import admin, audit, clients, devidp, me, oauth, ops, pki, seals, tsa, verify
+from hub.api.routes import (
+    admin,
+    audit,
+    clients,
+    devidp,
+    licences,
+    me,
+    oauth,
+    ops,
+    pki,
+    scan,
+    seals,
+    tsa,
+    verify,
+    webhooks,
+)
 from hub.observability import configure_logging
 from hub.runtime import Runtime, build_runtime, set_runtime
 from hub.scheduler import InProcessScheduler
@@ -40,6 +55,7 @@ def create_app(runtime: Runtime, *, start_scheduler: bool = False) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.runtime = runtime
+    set_runtime(runtime)  # in-process jobs (embedded mode, tests) run with the app's own runtime
     registry = CollectorRegistry()
     app.state.metrics_registry = registry
     app.add_middleware(RequestContextMiddleware, metrics=RequestMetrics(registry))
@@ -53,7 +69,10 @@ def create_app(runtime: Runtime, *, start_scheduler: bool = False) -> FastAPI:
     app.include_router(tsa.router)
     app.include_router(seals.router)
     app.include_router(verify.router)
+    app.include_router(licences.router)
     app.include_router(me.router)
+    app.include_router(scan.router)
+    app.include_router(webhooks.router)
     if settings.is_development:
         app.include_router(devidp.router)
     return app

@@ -28,6 +28,8 @@ HOLDER_REF = "holder-ref"  # HMAC-SHA256 secret: holder_ref in audit entries (DE
 CA_ROOT = "ca-root"  # ECDSA P-256 keys of the hub PKI (seals.pki)
 CA_ISSUING = "ca-issuing"
 TSA = "tsa"  # ECDSA P-256: the hub's RFC 3161 time-stamping unit (seals.tsa), certified by the issuing CA
+PRESENTATION = "presentation"  # ES256: QR presentation tokens (扫码亮证), verifiable offline with the JWKS
+STATUS_LIST = "status-list"  # ES256: W3C Bitstring Status List credentials (JWT)
 PURPOSE_ALGORITHMS = {
     ACCESS_TOKEN: "ES256",
     DEV_IDP: "ES256",
@@ -36,11 +38,13 @@ PURPOSE_ALGORITHMS = {
     CA_ROOT: "ES256",
     CA_ISSUING: "ES256",
     TSA: "ES256",
+    PRESENTATION: "ES256",
+    STATUS_LIST: "ES256",
 }
 PURPOSES = tuple(PURPOSE_ALGORITHMS)
 # The audit key and holder-ref secret are long-lived by design; the CA and TSA keys are bound to
 # certificates, so replacing one is a PKI operation (re-certification), never a token-key rotation.
-ROTATABLE = (ACCESS_TOKEN, DEV_IDP)
+ROTATABLE = (ACCESS_TOKEN, DEV_IDP, PRESENTATION, STATUS_LIST)
 
 
 @dataclass(frozen=True)

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from audit import service as audit
 from hub import audited
 from hub.api.deps import HolderDep, RuntimeDep, SessionDep
-from hub.api.schemas import HolderOut
+from hub.api.routes.licences import LicenceView
+from hub.api.schemas import HolderOut, ReceiptOut, Strict
 from hub.clock import utcnow
 from hub.identity.models import Department
+from licences import holders
+from licences.issuance import metadata
+from licences.models import Licence
 
 router = APIRouter(prefix="/v1/me", tags=["holder"])
 
@@ -53,12 +59,7 @@ def access_log(
     """
     ref = audited.holder_ref(runtime, holder.holder_type, holder.holder_code)
     rows = audit.access_log(session, ref, now=utcnow(), after=after, limit=limit)
-    codes = {r.department_code for r in rows if r.department_code}
-    names = (
-        dict(session.execute(select(Department.code, Department.name).where(Department.code.in_(codes))).all())
-        if codes
-        else {}
-    )
+    names = _department_names(session, {r.department_code for r in rows if r.department_code})
     items = []
     for row in rows:
         body = audit.entry_body(row) or {}
@@ -79,3 +80,143 @@ def access_log(
             )
         )
     return items
+
+
+class PresentationIn(Strict):
+    fields: list[str] | None = Field(
+        default=None, max_length=64, description="Face fields to disclose; omitted: the unconditionally shareable ones"
+    )
+
+
+class PresentationOut(BaseModel):
+    token: str
+    url: str
+    expires_at: datetime
+    qr_svg: str
+    fields: list[str]
+    receipt: ReceiptOut
+
+
+class NotificationOut(BaseModel):
+    id: int
+    kind: str
+    title: str
+    body: str
+    certificate_identifier: str | None
+    created_at: datetime
+    read_at: datetime | None
+
+
+class TimelineItem(BaseModel):
+    leaf_index: int
+    time: str
+    event: str = Field(description="issued, suspended, reinstated, revoked, renewed, amended, expired, fetched, ...")
+    action: str
+    outcome: str
+    certificate_identifier: str | None
+    department_code: str | None
+    department_name: str | None
+    matter_code: str | None
+    case_number: str | None
+
+
+def _holder_licence_out(licence: Licence) -> LicenceView:
+    return LicenceView(
+        **metadata(licence), status_reason=licence.status_reason, face=licence.face,
+        supersedes=licence.supersedes, superseded_by=licence.superseded_by,
+    )  # fmt: skip
+
+
+@router.get("/licences")
+def my_licences(holder: HolderDep, session: SessionDep) -> list[LicenceView]:
+    """Every licence issued to me, newest first, with its live status."""
+    return [
+        _holder_licence_out(lic) for lic in holders.holder_licences(session, holder.holder_type, holder.holder_code)
+    ]
+
+
+@router.get("/licences/{certificate_identifier}")
+def my_licence(certificate_identifier: str, holder: HolderDep, session: SessionDep) -> LicenceView:
+    licence = holders.holder_licence_or_raise(session, holder.holder_type, holder.holder_code, certificate_identifier)
+    return _holder_licence_out(licence)
+
+
+@router.post("/licences/{certificate_identifier}/presentations", status_code=201)
+def present_licence(
+    certificate_identifier: str, body: PresentationIn, holder: HolderDep, session: SessionDep, runtime: RuntimeDep
+) -> PresentationOut:
+    """A QR code that shows only the chosen fields and expires within minutes (a screenshot goes stale)."""
+    licence = holders.holder_licence_or_raise(session, holder.holder_type, holder.holder_code, certificate_identifier)
+    shown = holders.present(
+        session, runtime.master_keys, licence, fields=body.fields, public_url=runtime.settings.public_url,
+        ttl_seconds=runtime.settings.presentation_ttl_seconds,
+    )  # fmt: skip
+    ref = audited.holder_ref(runtime, holder.holder_type, holder.holder_code)
+    event = audited.event(
+        action="licence.presentation.created", outcome="ok", actor_type="holder", actor=ref, holder_ref=ref,
+        certificate_identifier=licence.identifier, fields=tuple(shown.fields) or None,
+        extra={"jti": shown.presentation.jti},
+    )  # fmt: skip
+    receipt = ReceiptOut(**audited.record(session, runtime, event).to_json())
+    return PresentationOut(
+        token=shown.presentation.token, url=shown.url, expires_at=shown.presentation.expires_at,
+        qr_svg=shown.qr_svg, fields=shown.fields, receipt=receipt,
+    )  # fmt: skip
+
+
+@router.get("/notifications")
+def my_notifications(
+    holder: HolderDep,
+    session: SessionDep,
+    before: Annotated[int | None, Query(ge=1)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> list[NotificationOut]:
+    """My inbox, newest first: expiry reminders and notices about my licences."""
+    rows = holders.notifications(session, holder.holder_type, holder.holder_code, after=before, limit=limit)
+    return [
+        NotificationOut(
+            id=n.id,
+            kind=n.kind,
+            title=n.title,
+            body=n.body,
+            certificate_identifier=n.certificate_identifier,
+            created_at=n.created_at,
+            read_at=n.read_at,
+        )
+        for n in rows
+    ]
+
+
+@router.get("/timeline")
+def my_timeline(
+    holder: HolderDep,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    after: Annotated[int | None, Query(ge=-1, le=2**53)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> list[TimelineItem]:
+    """一人一档 / 一企一档: every issuance, change, fetch, scan and expiry of my licences, in log order."""
+    ref = audited.holder_ref(runtime, holder.holder_type, holder.holder_code)
+    rows = audit.access_log(session, ref, now=utcnow(), after=after, limit=limit)
+    names = _department_names(session, {r.department_code for r in rows if r.department_code})
+    return [
+        TimelineItem(
+            leaf_index=row.leaf_index,
+            time=str((audit.entry_body(row) or {}).get("time")),
+            event=row.action.rsplit(".", 1)[-1],
+            action=row.action,
+            outcome=row.outcome,
+            certificate_identifier=row.certificate_identifier,
+            department_code=row.department_code,
+            department_name=names.get(row.department_code or ""),
+            matter_code=row.matter_code,
+            case_number=row.case_number,
+        )
+        for row in rows
+    ]
+
+
+def _department_names(session: Session, codes: set[str]) -> dict[str, str]:
+    if not codes:
+        return {}
+    return dict(session.execute(select(Department.code, Department.name).where(Department.code.in_(codes))).all())

@@ -12,6 +12,8 @@ from sqlalchemy.orm import Session
 from hub import audited
 from hub.api.deps import RuntimeDep, SessionDep
 from hub.errors import DomainError
+from licences.holders import live_status
+from licences.models import Licence
 from seals.models import Seal
 from seals.trust import trust_settings
 from seals.verify import MAX_FILE_BYTES, Verifier
@@ -49,16 +51,33 @@ def verify_file(
     only after its audit entry is durable (DESIGN.md "no audit, no data").
     """
     data = _read_capped(file)
+    digest = hashlib.sha256(data).hexdigest()
     report = Verifier(trust_settings(session, runtime.extra_trust_roots)).verify(data)
+    licence = session.scalar(select(Licence).where(Licence.file_sha256 == digest))
     event = audited.event(
         action="seals.file.verified", outcome="ok", actor_type="public", actor="anonymous",
-        extra={"sha256": hashlib.sha256(data).hexdigest(), "verdict": report.verdict},
+        certificate_identifier=licence.identifier if licence else None,
+        holder_ref=audited.holder_ref(runtime, licence.holder_type, licence.holder_code) if licence else None,
+        extra={"sha256": digest, "verdict": report.verdict},
     )  # fmt: skip
     receipt = audited.record(session, runtime, event)
     body = report.to_json()
     for signature in body["signatures"]:
         signature["hub_seal"] = _hub_seal(session, signature["signer"])
-    return {**body, "receipt": receipt.to_json()}
+    return {**body, "licence": _licence_now(licence), "receipt": receipt.to_json()}
+
+
+def _licence_now(licence: Licence | None) -> dict[str, Any] | None:
+    """The licence this exact file was issued as, with its status now (DESIGN.md §4 ``licence?``)."""
+    if licence is None:
+        return None
+    return {
+        "certificate_identifier": licence.identifier, "certificate_type_code": licence.type_code,
+        "certificate_type_name": licence.type_name, "certificate_issuing_authority_name": licence.issuer_name,
+        "certificate_issuing_authority_code": licence.issuer_code, "status": live_status(licence),
+        "status_reason": licence.status_reason, "valid_from": licence.validity_start.isoformat(),
+        "valid_until": licence.validity_end.isoformat() if licence.validity_end else None,
+    }  # fmt: skip
 
 
 def _hub_seal(session: Session, signer: dict[str, Any] | None) -> dict[str, str] | None:

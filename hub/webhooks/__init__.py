@@ -1,0 +1,1 @@
+"""Outgoing webhooks: departments' endpoints, the CloudEvents outbox, signed and retried deliveries."""

@@ -1,0 +1,223 @@
+"""The holder's side: my licences, showing one by QR (扫码亮证), what a scan shows, my inbox."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from hub.clock import china_today, utcnow
+from hub.errors import Conflict, DomainError, InvalidInput
+from hub.keys import service as keys
+from hub.keys.masterkey import MasterKeyRing
+from licences.face import fields_with_share
+from licences.issuance import VALID, metadata
+from licences.lifecycle import LicenceNotFound
+from licences.models import HolderNotification, Licence
+from licences.presentation import Presentation, issue_presentation, presentation_url, qr_svg, verify_presentation
+from licences.status_lists import list_url
+from licences.statuslist import credential_status, position
+from licences.types import get_type_or_raise
+
+STATIC_ID_LENGTH = 32  # licences.id: the static QR target printed on the PDF
+
+
+class PresentationFieldUnknown(InvalidInput):
+    code = "presentation_field_unknown"
+    title = "The licence has no such face field"
+
+
+class LicenceNotPresentable(Conflict):
+    code = "licence_not_presentable"
+    title = "Only a valid licence can be shown by QR code"
+
+
+def holder_licences(session: Session, holder_type: str, holder_code: str) -> list[Licence]:
+    stmt = (
+        select(Licence)
+        .where(Licence.holder_type == holder_type, Licence.holder_code == holder_code)
+        .order_by(Licence.created_at.desc(), Licence.pk.desc())
+    )
+    return list(session.scalars(stmt))
+
+
+def holder_licence_or_raise(session: Session, holder_type: str, holder_code: str, identifier: str) -> Licence:
+    """The holder's own licence; anyone else's is the same 404 as a missing one (no IDOR)."""
+    licence = session.scalar(select(Licence).where(Licence.identifier == identifier))
+    if licence is None or (licence.holder_type, licence.holder_code) != (holder_type, holder_code):
+        raise LicenceNotFound(f"you hold no licence {identifier}")
+    return licence
+
+
+@dataclass(frozen=True)
+class Shown:
+    presentation: Presentation
+    url: str
+    qr_svg: str
+    fields: list[str]
+
+
+def present(
+    session: Session,
+    ring: MasterKeyRing,
+    licence: Licence,
+    *,
+    fields: list[str] | None,
+    public_url: str,
+    ttl_seconds: int,
+) -> Shown:
+    """A short-lived signed token disclosing only ``fields`` (default: the unconditionally shareable ones)."""
+    if licence.status != VALID:
+        raise LicenceNotPresentable(f"the licence is {licence.status}")
+    schema = get_type_or_raise(session, licence.type_code).face_schema
+    properties: dict[str, Any] = schema.get("properties", {})
+    chosen = _default_fields(schema) if fields is None else list(dict.fromkeys(fields))
+    unknown = [name for name in chosen if name not in properties]
+    if unknown:
+        raise PresentationFieldUnknown(f"unknown face fields: {', '.join(unknown)}", fields=unknown)
+    disclosed = {
+        name: {"label": properties[name].get("title", name), "value": licence.face[name]}
+        for name in chosen
+        if name in licence.face
+    }
+    list_id, index = position(licence.pk)
+    shown = issue_presentation(
+        keys.signing_key(session, ring, keys.PRESENTATION),
+        issuer=public_url.rstrip("/"),
+        licence=_public_metadata(licence),
+        disclosed=disclosed,
+        status=credential_status(list_url(public_url, list_id), index),
+        ttl_seconds=ttl_seconds,
+        now=utcnow(),
+    )
+    url = presentation_url(public_url, shown.token)
+    return Shown(shown, url, qr_svg(url), list(disclosed))
+
+
+DEFAULT_FIELD_MAX_LENGTH = 100  # long texts (经营范围) only when chosen: a QR code holds about 2 kB
+
+
+def _default_fields(schema: dict[str, Any]) -> list[str]:
+    """The unconditionally shareable short fields: what a counter clerk needs to see by default."""
+    properties = schema.get("properties", {})
+    return [
+        name
+        for name in fields_with_share(schema, "unconditional")
+        if int(properties[name].get("maxLength", 0)) <= DEFAULT_FIELD_MAX_LENGTH
+    ]
+
+
+def _public_metadata(licence: Licence) -> dict[str, Any]:
+    meta = metadata(licence)
+    return {
+        name: meta[name]
+        for name in (
+            "certificate_identifier",
+            "certificate_type_code",
+            "certificate_type_name",
+            "certificate_issuing_authority_name",
+            "certificate_issuing_authority_code",
+            "certificate_validity_start",
+        )
+    } | {"certificate_validity_end": licence.validity_end.isoformat() if licence.validity_end else None}
+
+
+@dataclass
+class ScanResult:
+    """What a scan shows (DESIGN.md §4 GET /v/{token} JSON) and what the audit entry needs."""
+
+    token_valid: bool
+    checked_at: datetime
+    status: str | None = None
+    licence: Licence | None = None
+    disclosed: dict[str, Any] = field(default_factory=dict)
+    error_code: str | None = None
+    reason: str | None = None
+    jti: str | None = None
+    expires_at: datetime | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        lic = self.licence
+        return {
+            "token_valid": self.token_valid,
+            "status": self.status,
+            "verdict": self.verdict,
+            "reason": self.reason,
+            "error_code": self.error_code,
+            "certificate_identifier": lic.identifier if lic else None,
+            "certificate_type_code": lic.type_code if lic else None,
+            "certificate_type_name": lic.type_name if lic else None,
+            "certificate_issuing_authority_name": lic.issuer_name if lic else None,
+            "valid_from": lic.validity_start.isoformat() if lic else None,
+            "valid_until": (lic.validity_end.isoformat() if lic.validity_end else None) if lic else None,
+            "disclosed": self.disclosed,
+            "status_reason": lic.status_reason if lic and lic.status != VALID else None,
+            "expires_at": self.expires_at.isoformat() if self.expires_at else None,
+            "checked_at": self.checked_at.isoformat(),
+        }
+
+    @property
+    def verdict(self) -> str:
+        """One word for the page: valid, suspended, revoked, expired, superseded, not_genuine, code_expired."""
+        if self.error_code == "presentation_expired":
+            return "code_expired"
+        if not self.token_valid or self.status is None:
+            return "not_genuine"
+        return self.status
+
+
+def scan(session: Session, token: str, *, presentation_jwks: dict[str, Any], issuer: str) -> ScanResult:
+    """Check a scanned code: a presentation token (signed, short-lived) or a licence's static QR id."""
+    now = utcnow()
+    if len(token) == STATIC_ID_LENGTH and all(c in "0123456789abcdef" for c in token):
+        licence = session.scalar(select(Licence).where(Licence.id == token))
+        if licence is None:
+            return ScanResult(
+                token_valid=False, checked_at=now, error_code="licence_not_found", reason="no licence has this code"
+            )
+        return ScanResult(token_valid=True, checked_at=now, status=live_status(licence), licence=licence)
+    try:
+        claims = verify_presentation(token, presentation_jwks, now=now, issuer=issuer)
+    except DomainError as exc:
+        return ScanResult(token_valid=False, checked_at=now, error_code=exc.code, reason=exc.detail)
+    identifier = claims.licence["certificate_identifier"]
+    licence = session.scalar(select(Licence).where(Licence.identifier == identifier))
+    if licence is None:  # signed by us, but the licence is gone: never show its data
+        return ScanResult(
+            token_valid=False, checked_at=now, error_code="licence_not_found", reason="the licence no longer exists"
+        )
+    return ScanResult(
+        token_valid=True, checked_at=now, status=live_status(licence), licence=licence,
+        disclosed=dict(claims.disclosed), jti=claims.jti, expires_at=claims.expires_at,
+    )  # fmt: skip
+
+
+def live_status(licence: Licence) -> str:
+    """The status now: a valid licence past its end reads expired even before the job marks it."""
+    if licence.status == VALID and licence.validity_end is not None and licence.validity_end < china_today():
+        return "expired"
+    return licence.status
+
+
+def presentation_jwks(session: Session, overlap_seconds: int) -> dict[str, Any]:
+    """Verification keys for presentation tokens and status lists (offline verifiers cache this)."""
+    overlap = timedelta(seconds=overlap_seconds)
+    found = [
+        *keys.jwks(session, keys.PRESENTATION, overlap)["keys"],
+        *keys.jwks(session, keys.STATUS_LIST, overlap)["keys"],
+    ]
+    return {"keys": [{**jwk, "use": "sig", "alg": "ES256"} for jwk in found]}
+
+
+def notifications(
+    session: Session, holder_type: str, holder_code: str, *, after: int | None, limit: int
+) -> list[HolderNotification]:
+    stmt = select(HolderNotification).where(
+        HolderNotification.holder_type == holder_type, HolderNotification.holder_code == holder_code
+    )
+    if after is not None:
+        stmt = stmt.where(HolderNotification.id < after)
+    return list(session.scalars(stmt.order_by(HolderNotification.id.desc()).limit(limit)))
