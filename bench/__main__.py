@@ -2,7 +2,8 @@
 
 ``--only auth`` runs the HTTP token benchmark, ``--only audit`` the audit log benchmark (bench/audit_bench.py,
 under the summary's "audit" key and its own RESULTS.md section), ``--only seal`` the PAdES sealing benchmark
-(bench/seal_bench.py, under "seal"); the default runs all three.
+(bench/seal_bench.py, under "seal"), ``--only licence`` batch issuance on two Celery workers and the scan
+endpoint (bench/licence_bench.py, under "licence"); the default runs all four.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import audit_bench, audit_report, hub_setup, report, scenarios, seal_bench
+from bench import audit_bench, audit_report, hub_setup, licence_bench, licence_report, report, scenarios, seal_bench
 from bench.cpu import load_average
 from bench.loadgen import CONNECTIONS, ensure_wrk, wrk_version
 from bench.scenarios import Measurement, Run, log
@@ -31,7 +32,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--skip-postgresql", action="store_true", help="SQLite only, even if PostgreSQL is up")
     parser.add_argument("--output", type=Path, default=report.RESULTS_MD, help="Markdown report path")
     parser.add_argument(
-        "--only", choices=("auth", "audit", "seal", "all"), default="all", help="which benchmark (default all)"
+        "--only",
+        choices=("auth", "audit", "seal", "licence", "all"),
+        default="all",
+        help="which benchmark (default all)",
     )
     args = parser.parse_args(argv)
     if args.quick:
@@ -101,7 +105,7 @@ def _errors_total(summary: dict[str, Any]) -> int:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     started = time.perf_counter()
-    if args.only in {"audit", "seal"}:
+    if args.only in {"audit", "seal", "licence"}:
         summary: dict[str, Any] = {"date": datetime.now(UTC).isoformat(timespec="seconds")}
         summary["machine"] = report.machine_info(f"not run (--only {args.only})")
     else:
@@ -110,6 +114,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         summary["audit"] = audit_bench.run(quick=args.quick, skip_postgresql=args.skip_postgresql)
     if args.only in {"seal", "all"}:
         summary["seal"] = seal_bench.run(quick=args.quick)
+    if args.only in {"licence", "all"}:
+        summary["licence"] = licence_bench.run(
+            quick=args.quick, duration_s=args.duration, skip_postgresql=args.skip_postgresql
+        )
     summary["elapsed_s"] = round(time.perf_counter() - started, 1)
     return summary
 
@@ -138,13 +146,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     kept_audit = audit_report.read_section(args.output)  # the HTTP report rewrites the file
     kept_seal = audit_report.read_section(args.output, seal_bench.HEADING)
+    kept_licence = audit_report.read_section(args.output, licence_report.HEADING)
     summary = run(args)
     if args.only in {"auth", "all"}:
         report.write_markdown(summary, args.output)
-    audit, seal = summary.get("audit"), summary.get("seal")
+    audit, seal, licence = summary.get("audit"), summary.get("seal"), summary.get("licence")
     audit_report.write_section(args.output, audit_report.render(audit) if audit else kept_audit)
     audit_report.write_section(args.output, seal_bench.render(seal) if seal else kept_seal, seal_bench.HEADING)
-    errors = summary.get("errors_total", 0) + (audit["failures"] if audit else 0) + (seal["failures"] if seal else 0)
+    licence_md = licence_report.render(licence) if licence else kept_licence
+    audit_report.write_section(args.output, licence_md, licence_report.HEADING)
+    errors = summary.get("errors_total", 0) + sum(part["failures"] for part in (audit, seal, licence) if part)
     log(f"wrote {args.output}; whole run {summary['elapsed_s']} s, errors {errors}")
     print(json.dumps(summary, ensure_ascii=False, indent=2))
     return 1 if errors else 0

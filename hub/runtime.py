@@ -20,6 +20,7 @@ from hub.jobs import run_after_close
 from hub.keys.masterkey import MasterKeyRing, load_master_key_ring
 from hub.settings import Settings
 from hub.storage import BlobStore, open_blob_store
+from licences.holders import PublishedKeys
 from licences.issuance import LicenceContext
 from licences.status_lists import SignedLists
 from seals.keystore import SealKeyStore, open_keystore
@@ -77,6 +78,11 @@ class Runtime:
             prepared_seals=self.prepared_seals,
             audit_signer=lambda: self.audit_signer,
         )
+
+    @cached_property
+    def presentation_keys(self) -> PublishedKeys:
+        """Verification keys of QR presentations, cached briefly per process (licences.holders)."""
+        return PublishedKeys(self.settings.key_overlap_seconds)
 
     @cached_property
     def signed_status_lists(self) -> SignedLists:

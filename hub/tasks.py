@@ -70,7 +70,10 @@ def redrive_batches() -> int:
     runtime = get_runtime()
     sent = 0
     with runtime.session_scope() as session:
-        work = [(b, batches.chunks(session, b, runtime.settings.batch_chunk_rows)) for b in batches.stalled(session, after_seconds=runtime.settings.batch_stalled_seconds)]
+        work = [
+            (b, batches.chunks(session, b, runtime.settings.batch_chunk_rows))
+            for b in batches.stalled(session, after_seconds=runtime.settings.batch_stalled_seconds)
+        ]
     for batch_id, ranges in work:
         for first, last in ranges or [(0, 0)]:
             dispatch(runtime.settings, "licences.batch.issue_chunk", batch_id=batch_id, first=first, last=last)

@@ -19,6 +19,8 @@ from pydantic import ValidationError
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
+from audit.append import append as append_audit
+from audit.entries import AuditEvent
 from hub.clock import utcnow
 from hub.errors import DomainError, InvalidInput, NotFound
 from hub.identity.service import get_department_or_raise
@@ -207,12 +209,14 @@ def issue_chunk(
             )
         )
         with session_scope() as session:
+            events: list[AuditEvent] = []
             for line, serial in group:
-                if _issue_row(session, ctx, issuer, actor, batch_id=batch_id, line=line, serial=serial):
+                if _issue_row(session, ctx, issuer, actor, events, batch_id=batch_id, line=line, serial=serial):
                     done += 1
                     if on_row is not None:
                         on_row(line)
             session.execute(update(LicenceBatch).where(LicenceBatch.id == batch_id).values(updated_at=utcnow()))
+            append_audit(session, events)  # last: the sequencer's lock is held only until this commit
     _finish_if_done(session_scope, batch_id)
     return done
 
@@ -229,7 +233,15 @@ def _pending_lines(session: Session, batch_id: str, first: int, last: int) -> li
 
 
 def _issue_row(
-    session: Session, ctx: LicenceContext, issuer: Issuer, actor: Actor, *, batch_id: str, line: int, serial: int
+    session: Session,
+    ctx: LicenceContext,
+    issuer: Issuer,
+    actor: Actor,
+    events: list[AuditEvent],
+    *,
+    batch_id: str,
+    line: int,
+    serial: int,
 ) -> bool:
     stmt = select(LicenceBatchRow).where(LicenceBatchRow.batch_id == batch_id, LicenceBatchRow.line == line)
     row = session.scalar(stmt.with_for_update(skip_locked=True))
@@ -238,7 +250,11 @@ def _issue_row(
     try:
         with session.begin_nested():
             request = LicenceRequest.model_validate(row.payload)
-            issued = issue(session, ctx, issuer, request, actor, batch_id=batch_id, serial=serial)
+            row_events: list[AuditEvent] = []
+            issued = issue(
+                session, ctx, issuer, request, actor, batch_id=batch_id, serial=serial, audit_events=row_events
+            )
+        events.extend(row_events)  # only once its savepoint is released
     except DomainError as exc:
         row.status, row.error_code, row.error_detail = FAILED, exc.code, exc.detail[:2000]
         return True

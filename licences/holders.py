@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,7 +19,14 @@ from licences.face import fields_with_share
 from licences.issuance import VALID, metadata
 from licences.lifecycle import LicenceNotFound
 from licences.models import HolderNotification, Licence
-from licences.presentation import Presentation, issue_presentation, presentation_url, qr_svg, verify_presentation
+from licences.presentation import (
+    Presentation,
+    PresentationKeyUnknown,
+    issue_presentation,
+    presentation_url,
+    qr_svg,
+    verify_presentation,
+)
 from licences.status_lists import list_url
 from licences.statuslist import credential_status, position
 from licences.types import get_type_or_raise
@@ -169,7 +178,30 @@ class ScanResult:
         return self.status
 
 
-def scan(session: Session, token: str, *, presentation_jwks: dict[str, Any], issuer: str) -> ScanResult:
+class PublishedKeys:
+    """Presentation and status-list verification keys, re-read at most every ``ttl`` seconds.
+
+    Two key queries per scan were a third of its cost. A token with an unknown ``kid`` forces one
+    re-read, so a freshly rotated key is accepted at once; a retired key may be accepted up to
+    ``ttl`` seconds after it left the JWKS.
+    """
+
+    def __init__(self, overlap_seconds: int, ttl: float = 30.0) -> None:
+        self.overlap_seconds, self.ttl = overlap_seconds, ttl
+        self._cached: tuple[float, dict[str, Any]] | None = None
+        self._lock = threading.Lock()
+
+    def get(self, session: Session, *, refresh: bool = False) -> dict[str, Any]:
+        cached = self._cached
+        if not refresh and cached is not None and time.monotonic() - cached[0] < self.ttl:
+            return cached[1]
+        jwks = presentation_jwks(session, self.overlap_seconds)
+        with self._lock:
+            self._cached = (time.monotonic(), jwks)
+        return jwks
+
+
+def scan(session: Session, token: str, *, keys_source: PublishedKeys, issuer: str) -> ScanResult:
     """Check a scanned code: a presentation token (signed, short-lived) or a licence's static QR id."""
     now = utcnow()
     if len(token) == STATIC_ID_LENGTH and all(c in "0123456789abcdef" for c in token):
@@ -180,7 +212,10 @@ def scan(session: Session, token: str, *, presentation_jwks: dict[str, Any], iss
             )
         return ScanResult(token_valid=True, checked_at=now, status=live_status(licence), licence=licence)
     try:
-        claims = verify_presentation(token, presentation_jwks, now=now, issuer=issuer)
+        try:
+            claims = verify_presentation(token, keys_source.get(session), now=now, issuer=issuer)
+        except PresentationKeyUnknown:  # rotated since we last looked? one fresh read, then decide
+            claims = verify_presentation(token, keys_source.get(session, refresh=True), now=now, issuer=issuer)
     except DomainError as exc:
         return ScanResult(token_valid=False, checked_at=now, error_code=exc.code, reason=exc.detail)
     identifier = claims.licence["certificate_identifier"]

@@ -91,7 +91,7 @@ class LicenceContext:
 @dataclass(frozen=True)
 class Issued:
     licence: Licence
-    receipt: Receipt
+    receipt: Receipt | None  # None when the caller collects the audit events itself (batches)
 
 
 def licence_event(ctx: LicenceContext, actor: Actor, action: str, licence: Licence, **extra: str) -> AuditEvent:
@@ -154,8 +154,14 @@ def issue(
     *,
     batch_id: str | None = None,
     serial: int | None = None,
+    audit_events: list[AuditEvent] | None = None,
 ) -> Issued:
-    """Issue one licence; its row is added only after its sealed file is stored (no row without a file)."""
+    """Issue one licence; its row is added only after its sealed file is stored (no row without a file).
+
+    With ``audit_events`` the entry is handed back instead of appended: the caller appends a whole
+    transaction's entries just before its commit, so the audit sequencer's row lock is held for the
+    insert and commit only, not while the next licences render and seal (batches).
+    """
     licence_type, face = check_request(session, issuer.code, request)
     start, end = validity_for(licence_type, request.certificate_validity_start, request.certificate_validity_end)
     if serial is None:
@@ -176,8 +182,11 @@ def issue(
     seal_and_store(session, ctx, licence, licence_type)
     session.add(licence)
     session.flush()
-    receipt = ctx.record(session, licence_event(ctx, actor, "licence.licence.issued", licence, **_batch(batch_id)))
-    return Issued(licence, receipt)
+    event = licence_event(ctx, actor, "licence.licence.issued", licence, **_batch(batch_id))
+    if audit_events is not None:
+        audit_events.append(event)
+        return Issued(licence, None)
+    return Issued(licence, ctx.record(session, event))
 
 
 def _batch(batch_id: str | None) -> dict[str, str]:

@@ -200,3 +200,20 @@ def test_offline_verification_with_pyjwt_only(kit: LicenceKit) -> None:
     assert _offline_status(kit, licence) == 0
     _post(kit, str(licence["certificate_identifier"]), "revoke", {"reason": "测试"}, 200)
     assert _offline_status(kit, licence) == 2
+
+
+def test_a_rotated_presentation_key_is_accepted_at_once(kit: LicenceKit, runtime: Runtime) -> None:
+    holder = kit.holder("营业执照")
+    licence = kit.issue(kit.request("营业执照", holder=holder))
+    ident = str(licence["certificate_identifier"])
+    before = str(_present(kit, holder, ident, ["name"])["url"])
+    assert _scan(kit, before)["verdict"] == "valid"  # the key set is now cached in this process
+    with runtime.session_scope() as session:
+        keys.rotate_key(session, runtime.master_keys, keys.PRESENTATION)
+    after = str(_present(kit, holder, ident, ["name"])["url"])
+    assert (
+        jwt.get_unverified_header(after.rsplit("/", 1)[1])["kid"]
+        != jwt.get_unverified_header(before.rsplit("/", 1)[1])["kid"]
+    )
+    assert _scan(kit, after)["verdict"] == "valid"  # unknown kid: one fresh read of the keys
+    assert _scan(kit, before)["verdict"] == "valid"  # the retired key stays published for the overlap

@@ -203,6 +203,7 @@ def issue_licence(  # noqa: PLR0917 - FastAPI injects dependencies by parameter 
     issued = issue(session, runtime.licence_context, _issuer(session, caller), body, _actor(caller))
     idempotency.complete(session, caller.department_code, key, issued.licence.identifier)
     response.headers["Location"] = f"/v1/licences/{issued.licence.identifier}"
+    assert issued.receipt is not None  # noqa: S101 - issue() records the entry itself unless asked not to
     return licence_out(runtime, issued.licence, ReceiptOut(**issued.receipt.to_json()))
 
 

@@ -36,7 +36,7 @@ def scan(
     result = holders.scan(
         session,
         token,
-        presentation_jwks=holders.presentation_jwks(session, runtime.settings.key_overlap_seconds),
+        keys_source=runtime.presentation_keys,
         issuer=runtime.settings.public_url.rstrip("/"),
     )
     licence = result.licence
