@@ -461,7 +461,7 @@ def licences_import(
             )  # fmt: skip
             audited.record(session, runtime, event)
             batch_id, total = batch.id, batch.total
-            ranges = batches.chunks(session, batch_id, settings.batch_chunk_rows)
+            ranges = batches.dispatch_ranges(session, batch_id, settings.batch_chunk_rows)
             pending = batches.progress(session, batch_id)["pending"]
     except OSError as exc:
         console.print(f"[red]error[/red] {escape(str(exc))}")
@@ -472,13 +472,13 @@ def licences_import(
     with Progress(*columns, console=console, disable=as_json) as bar:
         task = bar.add_task(f"batch {batch_id}", total=pending)
         if settings.is_eager:
-            for first, last in ranges or [(0, 0)]:
+            for first, last in ranges:
                 batches.issue_chunk(
                     runtime.session_scope, runtime.licence_context, batch_id, first, last,
                     on_row=lambda _line: bar.advance(task),
                 )  # fmt: skip
         else:
-            for first, last in ranges or [(0, 0)]:
+            for first, last in ranges:
                 dispatch(settings, "licences.batch.issue_chunk", batch_id=batch_id, first=first, last=last)
             while True:
                 with runtime.session_scope() as session:
@@ -490,10 +490,7 @@ def licences_import(
     with runtime.session_scope() as session:
         counts = batches.progress(session, batch_id)
         state = batches.get_batch_or_raise(session, batch_id, None).status
-        errors = [
-            {"line": r.line, "code": r.error_code, "detail": r.error_detail}
-            for r in batches.failed_rows(session, batch_id, after=0, limit=20)
-        ]
+        errors = [batches.row_error(r) for r in batches.failed_rows(session, batch_id, after=0, limit=20)]
     report = {"batch_id": batch_id, "status": state, "total": total, **counts, "first_errors": errors}
     if as_json:
         typer.echo(json.dumps(report, ensure_ascii=False))

@@ -13,6 +13,7 @@ from hub.identity.service import purge_spent_assertions
 from hub.jobs import celery_app, dispatch
 from hub.runtime import Runtime, get_runtime
 from hub.webhooks import delivery as webhook_delivery
+from hub.webhooks import service as webhooks
 from licences import batches, expiry
 from seals import ltv
 from seals import service as pki
@@ -71,11 +72,11 @@ def redrive_batches() -> int:
     sent = 0
     with runtime.session_scope() as session:
         work = [
-            (b, batches.chunks(session, b, runtime.settings.batch_chunk_rows))
+            (b, batches.dispatch_ranges(session, b, runtime.settings.batch_chunk_rows))
             for b in batches.stalled(session, after_seconds=runtime.settings.batch_stalled_seconds)
         ]
     for batch_id, ranges in work:
-        for first, last in ranges or [(0, 0)]:
+        for first, last in ranges:
             dispatch(runtime.settings, "licences.batch.issue_chunk", batch_id=batch_id, first=first, last=last)
             sent += 1
     return sent
@@ -95,21 +96,8 @@ def run_expiry() -> dict[str, int]:
 def notify_issuer(runtime: Runtime) -> expiry.IssuerNotifier:
     """Issuer notices go out through the department's registered webhooks (hub.webhooks), after commit."""
 
-    def send(
-        session: Session,
-        *,
-        department_code: str,
-        type: str,  # noqa: A002 - the CloudEvents attribute name
-        subject: str,
-        data: dict[str, Any],
-        event_id: str,
-    ) -> None:
-        from hub.webhooks import service as webhooks  # noqa: PLC0415
-
-        webhooks.emit(
-            session, runtime.settings, department_code=department_code, type=type, subject=subject, data=data,
-            event_id=event_id,
-        )  # fmt: skip
+    def send(session: Session, **event: Any) -> None:
+        webhooks.emit(session, runtime.settings, **event)
 
     return send
 

@@ -12,7 +12,7 @@ import json
 import secrets
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
@@ -32,6 +32,7 @@ PENDING, ISSUED, FAILED = "pending", "issued", "failed"
 QUEUED, RUNNING, COMPLETED = "queued", "running", "completed"
 ROWS_PER_TRANSACTION = 20  # rows committed together inside a chunk; each row has its own savepoint
 MAX_LINE_BYTES = 64 * 1024
+INSERT_ROWS = 5000  # rows per INSERT while an upload is stored
 
 
 class BatchNotFound(NotFound):
@@ -100,14 +101,14 @@ def create_batch(
     )  # fmt: skip
     session.add(batch)
     session.flush()
-    rows: list[dict[str, Any]] = []
-    line_number = 0
-    for raw in _lines(body):
-        line_number += 1
+    rows: list[dict[str, Any]] = []  # the next INSERT's rows; the upload itself is never all in memory
+    total = 0
+    for line_number, raw in enumerate(_lines(body), start=1):
         if not raw.strip():
             continue  # blank lines (a trailing newline) are not rows; numbering still follows the file
-        if len(rows) >= max_rows:
+        if total >= max_rows:
             raise BatchTooLarge(f"a batch may have at most {max_rows} rows")
+        total += 1
         payload, error = parse_line(raw.rstrip(b"\r"))
         rows.append(
             {
@@ -116,14 +117,14 @@ def create_batch(
                 "error_code": error.code if error else None, "error_detail": error.detail if error else None,
             }
         )  # fmt: skip
-        if len(rows) % 5000 == 0:
-            session.execute(insert(LicenceBatchRow), rows[-5000:])
-    if not rows:
+        if len(rows) == INSERT_ROWS:
+            session.execute(insert(LicenceBatchRow), rows)
+            rows = []
+    if not total:
         raise BatchEmpty("send one licence request (JSON object) per line")
-    tail = len(rows) % 5000
-    if tail:
-        session.execute(insert(LicenceBatchRow), rows[-tail:])
-    batch.total = len(rows)
+    if rows:
+        session.execute(insert(LicenceBatchRow), rows)
+    batch.total = total
     return batch
 
 
@@ -137,6 +138,19 @@ def chunks(session: Session, batch_id: str, size: int) -> list[tuple[int, int]]:
         )
     )
     return [(lines[i], lines[min(i + size, len(lines)) - 1]) for i in range(0, len(lines), size)]
+
+
+def dispatch_ranges(session: Session, batch_id: str, size: int) -> list[tuple[int, int]]:
+    """The chunks to send to jobs: the pending ranges, or one empty range when nothing is pending.
+
+    The empty range still runs a job, which marks a batch of refused lines only as completed.
+    """
+    return chunks(session, batch_id, size) or [(0, 0)]
+
+
+def row_error(row: LicenceBatchRow) -> dict[str, Any]:
+    """A failed row as callers see it: its line, stable code and detail (never the row's values)."""
+    return {"line": row.line, "code": row.error_code, "detail": row.error_detail}
 
 
 def progress(session: Session, batch_id: str) -> dict[str, int]:
@@ -281,7 +295,7 @@ def _issuer(session: Session, department_code: str) -> Issuer:
     return Issuer(department.code, department.name, department.area_code)
 
 
-def stalled(session: Session, *, after_seconds: float = 300.0, now: Any = None) -> list[str]:
+def stalled(session: Session, *, after_seconds: float = 300.0, now: datetime | None = None) -> list[str]:
     """Batches still running or queued without progress for a while: their chunks are re-driven."""
     cutoff = (now or utcnow()) - timedelta(seconds=after_seconds)
     return list(

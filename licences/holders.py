@@ -248,11 +248,11 @@ def presentation_jwks(session: Session, overlap_seconds: int) -> dict[str, Any]:
 
 
 def notifications(
-    session: Session, holder_type: str, holder_code: str, *, after: int | None, limit: int
+    session: Session, holder_type: str, holder_code: str, *, before: int | None, limit: int
 ) -> list[HolderNotification]:
     stmt = select(HolderNotification).where(
         HolderNotification.holder_type == holder_type, HolderNotification.holder_code == holder_code
     )
-    if after is not None:
-        stmt = stmt.where(HolderNotification.id < after)
+    if before is not None:
+        stmt = stmt.where(HolderNotification.id < before)
     return list(session.scalars(stmt.order_by(HolderNotification.id.desc()).limit(limit)))

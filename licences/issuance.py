@@ -209,10 +209,10 @@ def next_version(
     if face is not None or holder_name is not None:
         new_face = validate_face(licence_type.face_schema, new_face, holder_name=name, holder_code=previous.holder_code)
     start, end = validity or (previous.validity_start, previous.validity_end)
+    following = parse_identifier(previous.identifier).next_version()
     now = utcnow()
     licence = Licence(
-        id=secrets.token_hex(16), identifier=str(parse_identifier(previous.identifier).next_version()),
-        serial=previous.serial, version=parse_identifier(previous.identifier).next_version().version,
+        id=secrets.token_hex(16), identifier=str(following), serial=previous.serial, version=following.version,
         type_code=previous.type_code, issuer_code=previous.issuer_code, certificate_name=previous.certificate_name,
         type_name=previous.type_name, issuer_name=previous.issuer_name,
         certificate_number=previous.certificate_number, holder_type=previous.holder_type,

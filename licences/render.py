@@ -7,7 +7,7 @@ import math
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 from typing import Literal
 
 import pikepdf
@@ -16,6 +16,7 @@ import segno
 from hub.clock import utcnow
 from hub.codes import uscc_check_char
 from hub.errors import InvalidInput
+from licences.face import chinese_date
 from licences.fonts import (
     SERIF_SC,
     SERIF_SC_BOLD,
@@ -309,10 +310,9 @@ def _check_controls(text: str) -> None:
 
 def _chinese_date(value: str) -> str:
     try:
-        day = date.fromisoformat(value)
+        return chinese_date(value)
     except ValueError:
         raise LicenceMetadataInvalid("certificate_issue_date must be an ISO 8601 date (YYYY-MM-DD)") from None
-    return f"{day.year}年{day.month:02d}月{day.day:02d}日"
 
 
 def _draw_border(canvas: _Canvas, template: LicenceTemplate) -> None:

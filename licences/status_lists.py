@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -33,14 +33,10 @@ def touch(session: Session, licence_pk: int) -> None:
     """Mark the list holding ``licence_pk`` changed (in the caller's transaction)."""
     list_id, _ = position(licence_pk)
     now = utcnow()
-    result = session.execute(
-        update(StatusList).where(StatusList.id == list_id).values(version=StatusList.version + 1, updated_at=now)
-    )
-    if getattr(result, "rowcount", 0):
-        return
     dialect_insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     stmt = dialect_insert(StatusList).values(id=list_id, version=1, updated_at=now)
-    session.execute(stmt.on_conflict_do_update(index_elements=["id"], set_={"version": StatusList.version + 1}))
+    set_ = {"version": StatusList.version + 1, "updated_at": now}
+    session.execute(stmt.on_conflict_do_update(index_elements=["id"], set_=set_))
 
 
 def list_url(public_url: str, list_id: int) -> str:

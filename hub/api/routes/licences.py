@@ -109,15 +109,22 @@ class BatchOut(BaseModel):
     receipt: ReceiptOut | None = None
 
 
+def licence_view(licence: Licence) -> LicenceView:
+    return LicenceView(**_view_fields(licence))
+
+
+def _view_fields(licence: Licence) -> dict[str, Any]:
+    return metadata(licence) | {
+        "status_reason": licence.status_reason, "face": licence.face,
+        "supersedes": licence.supersedes, "superseded_by": licence.superseded_by,
+    }  # fmt: skip
+
+
 def licence_out(runtime: RuntimeDep, licence: Licence, receipt: ReceiptOut | None = None) -> LicenceOut:
     list_id, index = position(licence.pk)
     public = runtime.settings.public_url.rstrip("/")
     return LicenceOut(
-        **metadata(licence),
-        status_reason=licence.status_reason,
-        face=licence.face,
-        supersedes=licence.supersedes,
-        superseded_by=licence.superseded_by,
+        **_view_fields(licence),
         file_sha256=licence.file_sha256,
         file_url=f"{public}/v1/licences/{licence.identifier}/file",
         status_entry=StatusEntryOut(status_list=list_url(public, list_id), index=index),
@@ -132,6 +139,11 @@ def _receipt(session: Session, runtime: RuntimeDep, caller: AccessClaims, action
         client_id=caller.client_id, **fields,
     )  # fmt: skip
     return ReceiptOut(**audited.record(session, runtime, event).to_json())
+
+
+def _owner(caller: AccessClaims) -> str | None:
+    """Whose records the caller may see: its own department's, or everyone's for an admin (None)."""
+    return None if "admin" in caller.scopes else caller.department_code
 
 
 def _actor(caller: AccessClaims) -> Actor:
@@ -225,10 +237,8 @@ def create_batch(request: Request, session: SessionDep, runtime: RuntimeDep, cal
         max_rows=runtime.settings.batch_max_rows,
     )  # fmt: skip
     session.flush()
-    for first, last in batches.chunks(session, batch.id, runtime.settings.batch_chunk_rows):
+    for first, last in batches.dispatch_ranges(session, batch.id, runtime.settings.batch_chunk_rows):
         after_commit(session, runtime.settings, "licences.batch.issue_chunk", batch_id=batch.id, first=first, last=last)
-    if not batches.chunks(session, batch.id, 1):
-        after_commit(session, runtime.settings, "licences.batch.issue_chunk", batch_id=batch.id, first=0, last=0)
     receipt = _receipt(
         session, runtime, caller, "licence.batch.created", extra={"batch_id": batch.id, "rows": str(batch.total)}
     )
@@ -249,10 +259,7 @@ def _read_stream(request: Request) -> Iterator[bytes]:
 
 def _batch_out(session: Session, batch: Any, receipt: ReceiptOut | None = None) -> BatchOut:
     counts = batches.progress(session, batch.id)
-    errors = [
-        {"line": row.line, "code": row.error_code, "detail": row.error_detail}
-        for row in batches.failed_rows(session, batch.id, after=0, limit=100)
-    ]
+    errors = [batches.row_error(row) for row in batches.failed_rows(session, batch.id, after=0, limit=100)]
     return BatchOut(
         batch_id=batch.id, status=batch.status, total=batch.total, pending=counts["pending"],
         issued=counts["issued"], failed=counts["failed"], created_at=batch.created_at,
@@ -263,8 +270,7 @@ def _batch_out(session: Session, batch: Any, receipt: ReceiptOut | None = None) 
 @router.get("/v1/licences/batches/{batch_id}")
 def get_batch(batch_id: str, session: SessionDep, caller: IssuerDep) -> BatchOut:
     """Progress and the first row errors; the uploading department (or an admin) only."""
-    owner = None if "admin" in caller.scopes else caller.department_code
-    return _batch_out(session, batches.get_batch_or_raise(session, batch_id, owner))
+    return _batch_out(session, batches.get_batch_or_raise(session, batch_id, _owner(caller)))
 
 
 @router.get("/v1/licences/batches/{batch_id}/errors")
@@ -276,10 +282,8 @@ def get_batch_errors(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[dict[str, Any]]:
     """Failed rows after line ``after``, in line order (keyset pagination)."""
-    owner = None if "admin" in caller.scopes else caller.department_code
-    batch = batches.get_batch_or_raise(session, batch_id, owner)
-    rows = batches.failed_rows(session, batch.id, after=after, limit=limit)
-    return [{"line": row.line, "code": row.error_code, "detail": row.error_detail} for row in rows]
+    batch = batches.get_batch_or_raise(session, batch_id, _owner(caller))
+    return [batches.row_error(row) for row in batches.failed_rows(session, batch.id, after=after, limit=limit)]
 
 
 # ---------------------------------------------------------------------------------------- one licence
@@ -287,11 +291,9 @@ def get_batch_errors(
 
 def _reader(caller: AccessClaims) -> str | None:
     """Issuers read their own licences; an admin reads all (other departments use the exchange)."""
-    if "admin" in caller.scopes:
-        return None
-    if not caller.scopes & {"licence:issue", "licence:read"}:
+    if "admin" not in caller.scopes and not caller.scopes & {"licence:issue", "licence:read"}:
         raise ScopeMissing("licence:read")
-    return caller.department_code
+    return _owner(caller)
 
 
 @router.get("/v1/licences/{certificate_identifier}")

@@ -13,13 +13,11 @@ from sqlalchemy.orm import Session
 from audit import service as audit
 from hub import audited
 from hub.api.deps import HolderDep, RuntimeDep, SessionDep
-from hub.api.routes.licences import LicenceView
+from hub.api.routes.licences import LicenceView, licence_view
 from hub.api.schemas import HolderOut, ReceiptOut, Strict
 from hub.clock import utcnow
 from hub.identity.models import Department
 from licences import holders
-from licences.issuance import metadata
-from licences.models import Licence
 
 router = APIRouter(prefix="/v1/me", tags=["holder"])
 
@@ -120,25 +118,16 @@ class TimelineItem(BaseModel):
     case_number: str | None
 
 
-def _holder_licence_out(licence: Licence) -> LicenceView:
-    return LicenceView(
-        **metadata(licence), status_reason=licence.status_reason, face=licence.face,
-        supersedes=licence.supersedes, superseded_by=licence.superseded_by,
-    )  # fmt: skip
-
-
 @router.get("/licences")
 def my_licences(holder: HolderDep, session: SessionDep) -> list[LicenceView]:
     """Every licence issued to me, newest first, with its live status."""
-    return [
-        _holder_licence_out(lic) for lic in holders.holder_licences(session, holder.holder_type, holder.holder_code)
-    ]
+    return [licence_view(lic) for lic in holders.holder_licences(session, holder.holder_type, holder.holder_code)]
 
 
 @router.get("/licences/{certificate_identifier}")
 def my_licence(certificate_identifier: str, holder: HolderDep, session: SessionDep) -> LicenceView:
     licence = holders.holder_licence_or_raise(session, holder.holder_type, holder.holder_code, certificate_identifier)
-    return _holder_licence_out(licence)
+    return licence_view(licence)
 
 
 @router.post("/licences/{certificate_identifier}/presentations", status_code=201)
@@ -172,7 +161,7 @@ def my_notifications(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> list[NotificationOut]:
     """My inbox, newest first: expiry reminders and notices about my licences."""
-    rows = holders.notifications(session, holder.holder_type, holder.holder_code, after=before, limit=limit)
+    rows = holders.notifications(session, holder.holder_type, holder.holder_code, before=before, limit=limit)
     return [
         NotificationOut(
             id=n.id,
