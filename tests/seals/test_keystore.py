@@ -480,8 +480,10 @@ def test_settings_refuse_pkcs11_without_a_pin(make_settings: Any) -> None:
         make_settings(seal_keystore="pkcs11")
     with pytest.raises(ValidationError, match="HUB_PKCS11_PIN"):
         make_settings(seal_keystore="pkcs11", pkcs11_pin="")
-    configured: Settings = make_settings(seal_keystore="pkcs11", pkcs11_pin=PIN)
-    assert PIN not in repr(configured)
+    secret = "pin-that-must-never-be-printed"  # distinctive: "1234" can occur in a generated database name
+    configured: Settings = make_settings(seal_keystore="pkcs11", pkcs11_pin=secret)
+    assert secret not in repr(configured)
+    assert configured.pkcs11_pin is not None and configured.pkcs11_pin.get_secret_value() == secret
     assert configured.pkcs11_module is None
     assert configured.pkcs11_token_label == TOKEN
 
