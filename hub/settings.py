@@ -72,6 +72,15 @@ class Settings(BaseSettings):
     # Redis broker: an unacknowledged task (its worker was killed) is delivered again after this long.
     broker_visibility_timeout_seconds: int = Field(default=900, ge=1)
 
+    # Catalogue (issue 6): providers answer access requests within N working days (国发〔2016〕51号: 10),
+    # handlers answer objections within M; holidays and make-up working days (调休) come from a JSON file
+    # {"holidays": ["2026-10-01", ...], "workdays": ["2026-10-10", ...]}; without one only weekends are off.
+    access_request_working_days: int = Field(default=10, ge=1, le=60)
+    objection_working_days: int = Field(default=5, ge=1, le=60)
+    working_calendar_file: Path | None = None
+    # Grants whose request does not name a validity run this long; quotas count per calendar day here.
+    grant_default_valid_days: int = Field(default=365, ge=1, le=3650)
+
     @model_validator(mode="after")
     def _production_needs_real_identity(self) -> Settings:
         if self.env == "production" and self.oidc_issuer and self.oidc_issuer == self.dev_idp_issuer:

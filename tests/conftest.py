@@ -230,3 +230,11 @@ def kit(client: TestClient, runtime: Runtime) -> Any:
     from tests.licences.licencekit import make_licence_kit
 
     return make_licence_kit(client, runtime)
+
+
+@pytest.fixture
+def ckit(client: TestClient, runtime: Runtime) -> Any:
+    """A provider, a consumer and an admin department with catalogue clients (tests/catalog)."""
+    from tests.catalog.catalogkit import make_catalog_kit
+
+    return make_catalog_kit(client, runtime)

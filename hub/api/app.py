@@ -13,6 +13,11 @@ from hub.api.problems import install_problem_handlers
 from hub.api.routes import (
     admin,
     audit,
+    catalog_access,
+    catalog_dcat,
+    catalog_matters,
+    catalog_objections,
+    catalog_resources,
     clients,
     devidp,
     licences,
@@ -73,6 +78,11 @@ def create_app(runtime: Runtime, *, start_scheduler: bool = False) -> FastAPI:
     app.include_router(me.router)
     app.include_router(scan.router)
     app.include_router(webhooks.router)
+    app.include_router(catalog_resources.router)
+    app.include_router(catalog_matters.router)
+    app.include_router(catalog_access.router)
+    app.include_router(catalog_objections.router)
+    app.include_router(catalog_dcat.router)
     if settings.is_development:
         app.include_router(devidp.router)
     return app
