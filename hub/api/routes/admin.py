@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, status
 from sqlalchemy import select
 
-from hub import audited
 from hub.api.deps import RuntimeDep, SessionDep, require_scope
+from hub.api.receipts import caller_receipt
 from hub.api.schemas import ClientIn, ClientOut, DepartmentIn, DepartmentOut, ReceiptOut
 from hub.identity import service as identity
 from hub.identity.models import ApiClient, Department
@@ -19,15 +19,7 @@ AdminDep = Annotated[AccessClaims, require_scope("admin")]
 
 
 def _audit(session: SessionDep, runtime: RuntimeDep, caller: AccessClaims, action: str, **fields: str) -> ReceiptOut:
-    event = audited.event(
-        action=action,
-        outcome="ok",
-        actor_type="admin",
-        actor=caller.department_code,
-        client_id=caller.client_id,
-        extra=fields,
-    )
-    return ReceiptOut(**audited.record(session, runtime, event).to_json())
+    return caller_receipt(session, runtime, caller, action, actor_type="admin", extra=fields)
 
 
 def _department_out(d: Department, receipt: ReceiptOut | None = None) -> DepartmentOut:

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from hub import audited
 from hub.api.deps import RuntimeDep, SessionDep, require_scope
+from hub.api.receipts import caller_receipt
 from hub.api.schemas import ReceiptOut
 from hub.errors import Forbidden
 from hub.identity import service as identity
@@ -134,11 +135,7 @@ def licence_out(runtime: RuntimeDep, licence: Licence, receipt: ReceiptOut | Non
 
 
 def _receipt(session: Session, runtime: RuntimeDep, caller: AccessClaims, action: str, **fields: Any) -> ReceiptOut:
-    event = audited.event(
-        action=action, outcome="ok", actor_type="department", actor=caller.department_code,
-        client_id=caller.client_id, **fields,
-    )  # fmt: skip
-    return ReceiptOut(**audited.record(session, runtime, event).to_json())
+    return caller_receipt(session, runtime, caller, action, actor_type="department", **fields)
 
 
 def _owner(caller: AccessClaims) -> str | None:

@@ -13,8 +13,8 @@ from fastapi import APIRouter, Query, Response, status
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
-from hub import audited
 from hub.api.deps import RuntimeDep, SessionDep, require_scope
+from hub.api.receipts import caller_receipt
 from hub.api.schemas import ReceiptOut, Strict
 from hub.codes import validate_uscc
 from hub.errors import Conflict, InvalidInput
@@ -95,11 +95,7 @@ def _owner(session: Session, department_code: str) -> SealOwner:
 
 def _audit(session: Session, runtime: RuntimeDep, caller: AccessClaims, action: str, seal: Seal) -> ReceiptOut:
     extra = {"seal_id": seal.id, "seal_department": seal.department_code, "certificate_serial": seal.certificate_serial}
-    event = audited.event(
-        action=action, outcome="ok", actor_type="admin", actor=caller.department_code, client_id=caller.client_id,
-        extra=extra,
-    )  # fmt: skip
-    return ReceiptOut(**audited.record(session, runtime, event).to_json())
+    return caller_receipt(session, runtime, caller, action, actor_type="admin", extra=extra)
 
 
 def _readable(session: Session, caller: AccessClaims, seal_id: str) -> Seal:

@@ -9,8 +9,8 @@ from fastapi import APIRouter, Query, Response, status
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
-from hub import audited
 from hub.api.deps import RuntimeDep, SessionDep, require_scope
+from hub.api.receipts import caller_receipt
 from hub.api.schemas import ReceiptOut, Strict
 from hub.identity.tokens import AccessClaims
 from hub.runtime import Runtime
@@ -81,19 +81,9 @@ def _delivery_out(view: webhooks.DeliveryView, receipt: ReceiptOut | None = None
 
 
 def _audit(
-    session: Session,
-    runtime: Runtime,
-    caller: AccessClaims,
-    action: str,
-    *,
-    actor_type: str,
-    extra: dict[str, str],
+    session: Session, runtime: Runtime, caller: AccessClaims, action: str, *, actor_type: str, extra: dict[str, str]
 ) -> ReceiptOut:
-    event = audited.event(
-        action=action, outcome="ok", actor_type=actor_type, actor=caller.department_code, client_id=caller.client_id,
-        extra=extra,
-    )  # fmt: skip
-    return ReceiptOut(**audited.record(session, runtime, event).to_json())
+    return caller_receipt(session, runtime, caller, action, actor_type=actor_type, extra=extra)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
