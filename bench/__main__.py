@@ -3,7 +3,8 @@
 ``--only auth`` runs the HTTP token benchmark, ``--only audit`` the audit log benchmark (bench/audit_bench.py,
 under the summary's "audit" key and its own RESULTS.md section), ``--only seal`` the PAdES sealing benchmark
 (bench/seal_bench.py, under "seal"), ``--only licence`` batch issuance on two Celery workers and the scan
-endpoint (bench/licence_bench.py, under "licence"); the default runs all four.
+endpoint (bench/licence_bench.py, under "licence"), ``--only catalog`` catalogue search and the grant decision
+(bench/catalog_bench.py, under "catalog"); the default runs all five.
 """
 
 from __future__ import annotations
@@ -16,7 +17,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import audit_bench, audit_report, hub_setup, licence_bench, licence_report, report, scenarios, seal_bench
+from bench import (
+    audit_bench,
+    audit_report,
+    catalog_bench,
+    hub_setup,
+    licence_bench,
+    licence_report,
+    report,
+    scenarios,
+    seal_bench,
+)
 from bench.cpu import load_average
 from bench.loadgen import CONNECTIONS, ensure_wrk, wrk_version
 from bench.scenarios import Measurement, Run, log
@@ -33,7 +44,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--output", type=Path, default=report.RESULTS_MD, help="Markdown report path")
     parser.add_argument(
         "--only",
-        choices=("auth", "audit", "seal", "licence", "all"),
+        choices=("auth", "audit", "seal", "licence", "catalog", "all"),
         default="all",
         help="which benchmark (default all)",
     )
@@ -105,7 +116,7 @@ def _errors_total(summary: dict[str, Any]) -> int:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     started = time.perf_counter()
-    if args.only in {"audit", "seal", "licence"}:
+    if args.only in {"audit", "seal", "licence", "catalog"}:
         summary: dict[str, Any] = {"date": datetime.now(UTC).isoformat(timespec="seconds")}
         summary["machine"] = report.machine_info(f"not run (--only {args.only})")
     else:
@@ -118,6 +129,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         summary["licence"] = licence_bench.run(
             quick=args.quick, duration_s=args.duration, skip_postgresql=args.skip_postgresql
         )
+    if args.only in {"catalog", "all"}:
+        summary["catalog"] = catalog_bench.run(quick=args.quick, skip_postgresql=args.skip_postgresql)
     summary["elapsed_s"] = round(time.perf_counter() - started, 1)
     return summary
 
@@ -147,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     kept_audit = audit_report.read_section(args.output)  # the HTTP report rewrites the file
     kept_seal = audit_report.read_section(args.output, seal_bench.HEADING)
     kept_licence = audit_report.read_section(args.output, licence_report.HEADING)
+    kept_catalog = audit_report.read_section(args.output, catalog_bench.HEADING)
     summary = run(args)
     if args.only in {"auth", "all"}:
         report.write_markdown(summary, args.output)
@@ -155,7 +169,11 @@ def main(argv: list[str] | None = None) -> int:
     audit_report.write_section(args.output, seal_bench.render(seal) if seal else kept_seal, seal_bench.HEADING)
     licence_md = licence_report.render(licence) if licence else kept_licence
     audit_report.write_section(args.output, licence_md, licence_report.HEADING)
-    errors = summary.get("errors_total", 0) + sum(part["failures"] for part in (audit, seal, licence) if part)
+    catalog = summary.get("catalog")
+    catalog_md = catalog_bench.render(catalog) if catalog else kept_catalog
+    audit_report.write_section(args.output, catalog_md, catalog_bench.HEADING)
+    parts = (audit, seal, licence, catalog)
+    errors = summary.get("errors_total", 0) + sum(part["failures"] for part in parts if part)
     log(f"wrote {args.output}; whole run {summary['elapsed_s']} s, errors {errors}")
     print(json.dumps(summary, ensure_ascii=False, indent=2))
     return 1 if errors else 0

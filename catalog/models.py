@@ -41,8 +41,17 @@ class Resource(Base):
 
     __tablename__ = "catalog_resources"
     __table_args__ = (
-        Index("ix_catalog_resources_facets", "status", "share_type", "update_frequency"),
+        # No index on status, share type or frequency: they have 2–9 values, so an index never beats a scan,
+        # and SQLite's planner walks one (a random row lookup per resource, 3–4× a scan) when it can.
         Index("ix_catalog_resources_modified", "modified_at"),
+        # Substring search for Chinese text (catalog.search): a pg_trgm GIN index serves LIKE '%…%' for
+        # patterns of 3+ characters on PostgreSQL; on SQLite it is a plain index the search does not use.
+        Index(
+            "ix_catalog_resources_search_text",
+            "search_text",
+            postgresql_using="gin",
+            postgresql_ops={"search_text": "gin_trgm_ops"},
+        ),
     )
 
     code: Mapped[str] = mapped_column(String(40), primary_key=True)  # classification code + sequence, immutable
@@ -70,6 +79,8 @@ class Resource(Base):
     search_text: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     modified_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    withdrawal_reason: Mapped[str | None] = mapped_column(Text, default=None)
 
 
 class DataItem(Base):
@@ -210,8 +221,11 @@ class Objection(Base):
 
     __tablename__ = "catalog_objections"
     __table_args__ = (
-        Index("ix_catalog_objections_licence", "certificate_identifier", "status"),
-        Index("ix_catalog_objections_record", "resource_code", "record_key", "status"),
+        # is_disputed / disputed_items (the exchange, on every fetch) read only these two indexes.
+        Index("ix_catalog_objections_licence", "certificate_identifier", "status", "item_key"),
+        Index("ix_catalog_objections_record", "resource_code", "record_key", "status", "item_key"),
+        Index("ix_catalog_objections_raiser", "raised_by", "status"),
+        Index("ix_catalog_objections_due", "status", "due_date"),  # overdue lists
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -228,7 +242,10 @@ class Objection(Base):
     evidence: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     status: Mapped[str] = mapped_column(String(16))
     resolution: Mapped[str | None] = mapped_column(Text, default=None)
-    due_date: Mapped[date] = mapped_column(Date)
+    # The licence version that carries the correction (an amendment of ``certificate_identifier``), if any.
+    corrected_identifier: Mapped[str | None] = mapped_column(String(120), default=None)
+    due_date: Mapped[date] = mapped_column(Date)  # the handler's accept/reject decision is due by this local day
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)  # accepted or rejected
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     modified_at: Mapped[datetime] = mapped_column(UTCDateTime())
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from audit import service as audit
+from catalog import classifications
 from hub import migrate
 from hub.keys import service as keys
 from hub.keys.masterkey import create_master_key_file
@@ -35,6 +36,7 @@ def initialise(runtime: Runtime) -> dict[str, Any]:
         )
         for ca in (pki.ROOT, pki.ISSUING):
             pki.refresh_crl(session, runtime.master_keys, ca)
+        report["classifications_created"] = classifications.ensure_classifications(session)
     if isinstance(runtime.storage, S3BlobStore):
         runtime.storage.ensure_bucket()
     runtime.storage.ping()

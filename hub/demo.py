@@ -8,9 +8,16 @@ import os
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from catalog import access_requests, matters
+from catalog.access_requests import AccessRequestIn, ApproveIn
+from catalog.matters import MaterialIn, MatterIn
+from catalog.models import Resource
+from hub.clock import utcnow
 from hub.codes import make_id_number, make_uscc
+from hub.exchange import consents
 from hub.identity import service as identity
 from hub.identity.models import Department
 from hub.runtime import Runtime
@@ -30,7 +37,7 @@ DEPARTMENTS: tuple[tuple[str, str, str], ...] = (
     ("00201003", "临江市公安局", "licence:issue licence:read catalog:read catalog:write"),
     ("00201004", "临江市自然资源和规划局", "licence:issue licence:read catalog:read catalog:write"),
     ("00201005", "临江市卫生健康委员会", "licence:issue licence:read catalog:read catalog:write"),
-    ("00201006", "临江市人力资源和社会保障局", "exchange:fetch exchange:verify catalog:read"),
+    ("00201006", "临江市人力资源和社会保障局", "exchange:fetch exchange:verify catalog:read catalog:write"),
 )
 CITIZENS: tuple[tuple[str, dt.date, str, str], ...] = (
     ("330102", dt.date(1985, 3, 12), "123", "张伟"),
@@ -78,8 +85,8 @@ def _seed(session: Session, runtime: Runtime) -> dict[str, Any]:
         identity.resolve_holder(session, holder_type="001", holder_code=code, name=name)
         holders.append({"type": "001", "code": code, "name": name})
     licences = _seed_licences(session, runtime, departments, holders)
-    # Exchange scenarios need grants and consents (issues 6–7); none exist yet.
-    return {"departments": departments, "holders": holders, "licences": licences, "scenarios": []}
+    scenarios = _seed_exchange(session, runtime, departments, holders)
+    return {"departments": departments, "holders": holders, "licences": licences, "scenarios": scenarios}
 
 
 # Which demo department issues which demo licence type (by name), and to whom (holder names).
@@ -120,6 +127,80 @@ def _seed_licences(
             done = issue(session, runtime.licence_context, issuer, request, Actor("system", "demo"))
             issued.append({"certificate_identifier": done.licence.identifier, "type": demo.name, "holder": holder_name})
     return issued
+
+
+# The consumer's matters (事项) and what each needs; the demo holder each scenario is for.
+CONSUMER = "临江市人力资源和社会保障局"
+PLATFORM = "临江市政务服务和数据管理局"
+MATTERS: tuple[tuple[str, str, tuple[tuple[str, str, bool], ...], str], ...] = (
+    ("ZYDJ-001", "用人单位就业登记", (("M01", "营业执照", True), ("M02", "食品经营许可证", False)),
+     "临江市青禾餐饮管理有限公司"),
+    ("ZGRD-001", "卫生专业技术人员职称申报", (("M01", "医师执业证书", True), ("M02", "户口登记", False)), "李娜"),
+)  # fmt: skip
+GRANTED_ITEMS = {
+    "营业执照": ["unified_social_credit_code", "name", "entity_type", "legal_representative", "established_on"],
+    "食品经营许可证": ["operator_name", "social_credit_code", "business_items", "valid_until"],
+    "医师执业证书": ["name", "physician_level", "practice_category", "practice_scope", "principal_institution"],
+}
+
+
+def _seed_exchange(
+    session: Session, runtime: Runtime, departments: list[dict[str, Any]], holders: list[dict[str, str]]
+) -> list[dict[str, Any]]:
+    """The platform seal, the consumer's matters, its grants (one needing consent) and the holder's consent."""
+    by_name = {d["name"]: d for d in departments}
+    platform = by_name[PLATFORM]
+    owner = SealOwner(code=platform["code"], name=PLATFORM, area_code=AREA)
+    seal_lifecycle.create_seal(session, runtime.seal_context, owner=owner, name="电子证照平台专用章", kind="platform")
+    consumer = by_name[CONSUMER]["code"]
+    types = {demo.name: demo.type_code for demo in DEMO_TYPES}
+    people = {h["name"]: h for h in holders}
+    now = utcnow()
+    scenarios = []
+    for suffix, name, materials, holder_name in MATTERS:
+        code = f"{consumer}-{suffix}"
+        body = MatterIn(code=code, name=name, materials=[
+            MaterialIn(code=m, name=label, required=required, licence_type_codes=[types[label]])
+            for m, label, required in materials
+        ])  # fmt: skip
+        matters.create_matter(session, body, department_code=consumer)
+        for _, label, _required in materials:
+            if label in GRANTED_ITEMS:
+                _grant(
+                    session,
+                    runtime,
+                    consumer=consumer,
+                    matter_code=code,
+                    type_code=types[label],
+                    items=GRANTED_ITEMS[label],
+                )
+        holder = people[holder_name]
+        if holder["type"] == "111":  # personal data: the grant needs the holder's consent (用证授权)
+            consents.give(
+                session, consents.HolderKey(holder["type"], holder["code"]), department_code=consumer,
+                matter_code=code, case_number=None, expires_at=now + dt.timedelta(days=90), now=now,
+            )  # fmt: skip
+        scenarios.append({"matter_code": code, "department_code": consumer,
+                          "holder": {"type": holder["type"], "code": holder["code"]}})  # fmt: skip
+    return scenarios
+
+
+def _grant(
+    session: Session, runtime: Runtime, *, consumer: str, matter_code: str, type_code: str, items: list[str]
+) -> None:
+    resource = session.scalar(select(Resource.code).where(Resource.licence_type_code == type_code))
+    if resource is None:
+        return
+    body = AccessRequestIn(
+        resource_code=resource, items=items, matter_codes=[matter_code], purpose="办理事项时核验申请材料（免证办）",
+        legal_basis="《国务院关于加快推进政务服务“一网通办”的指导意见》（国发〔2018〕27号）",
+    )  # fmt: skip
+    submitted = access_requests.submit(session, runtime.settings, body, consumer_code=consumer)
+    if submitted.grant is None:  # conditional items: the provider approves (the demo decides for it)
+        request = submitted.request
+        access_requests.approve(
+            session, runtime.settings, request, ApproveIn(reason="演示：同意共享"), decided_by=request.provider_code
+        )
 
 
 def seed_demo(runtime: Runtime) -> tuple[dict[str, Any], bool]:

@@ -8,7 +8,7 @@ from typing import Any
 
 from celery import Celery
 from sqlalchemy import event
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
 from hub.settings import Settings
 
@@ -23,6 +23,7 @@ PERIODIC_JOBS: dict[str, float] = {
     "licences.expiry.run": 3600.0,  # expire licences past validity; send 30/7/1-day reminders once
     "licences.batch.redrive": 300.0,  # re-dispatch chunks of batches that stopped making progress
     "hub.webhooks.redrive": 60.0,  # due webhook retries and lost delivery messages, in every mode
+    "catalog.grants.expire": 900.0,  # mark grants past valid_until expired (the grant check never trusts status alone)
 }
 
 
@@ -80,8 +81,13 @@ def _run_logged(name: str, kwargs: dict[str, Any]) -> None:
 
 
 def after_commit(session: Session, settings: Settings, name: str, **kwargs: Any) -> None:
-    """Dispatch ``name`` once ``session`` commits (DESIGN.md §2: side effects after commit), never on rollback."""
-    session.info.setdefault(_PENDING, []).append((settings, name, kwargs))
+    """Dispatch ``name`` once ``session`` commits (DESIGN.md §2: side effects after commit), never on rollback.
+
+    The job remembers the (sub)transaction it was queued in: rolling back a SAVEPOINT drops only the jobs
+    queued inside it, and releasing one sends nothing (the work is durable only at the outermost commit).
+    """
+    queued_in = session.get_nested_transaction() or session.get_transaction()
+    session.info.setdefault(_PENDING, []).append((queued_in, settings, name, kwargs))
 
 
 _AFTER_CLOSE = "hub.jobs.after_close"
@@ -89,7 +95,9 @@ _AFTER_CLOSE = "hub.jobs.after_close"
 
 @event.listens_for(Session, "after_commit")
 def _send_pending(session: Session) -> None:
-    for settings, name, kwargs in session.info.pop(_PENDING, []):
+    if session.in_nested_transaction():
+        return  # SQLAlchemy fires after_commit on a SAVEPOINT release too; the work is not durable yet
+    for _queued_in, settings, name, kwargs in session.info.pop(_PENDING, []):
         if settings.is_eager and settings.inline_jobs:
             # Inline jobs open their own sessions: run them once this one is closed, not inside its commit.
             session.info.setdefault(_AFTER_CLOSE, []).append((settings, name, kwargs))
@@ -103,6 +111,18 @@ def run_after_close(session: Session) -> None:
         dispatch(settings, name, **kwargs)
 
 
-@event.listens_for(Session, "after_rollback")
-def _drop_pending(session: Session) -> None:
-    session.info.pop(_PENDING, None)
+@event.listens_for(Session, "after_soft_rollback")
+def _drop_pending(session: Session, previous: SessionTransaction) -> None:
+    """Forget the jobs queued inside the (sub)transaction that rolled back, keep its parents' jobs."""
+    if previous.parent is None:
+        session.info.pop(_PENDING, None)
+        return
+    session.info[_PENDING] = [job for job in session.info.get(_PENDING, []) if not _within(job[0], previous)]
+
+
+def _within(transaction: SessionTransaction | None, ancestor: SessionTransaction) -> bool:
+    while transaction is not None:
+        if transaction is ancestor:
+            return True
+        transaction = transaction.parent
+    return False

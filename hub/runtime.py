@@ -10,9 +10,13 @@ from functools import cached_property
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
+# Every process that builds a runtime (API, worker, CLI) loads every model and, with them, the hooks domains
+# register on each other: licence types into the catalogue, licence changes into push notices.
+import hub.schema  # noqa: F401
 from audit.append import AuditSigner
 from audit.committer import GroupCommitter
 from audit.models import STATE_ROW, AuditState
+from catalog.grant_check import GrantCache, cache_for
 from hub.db import begin_read_only, make_engine, make_session_factory
 from hub.identity.oidc import RemoteJwks
 from hub.identity.service import PublicKeyCache
@@ -52,6 +56,11 @@ class Runtime:
         return open_keystore(
             settings.seal_keystore, self.master_keys, settings.pkcs11_module, settings.pkcs11_token_label, pin
         )
+
+    @cached_property
+    def grant_cache(self) -> GrantCache:
+        """Grant snapshots for the exchange's per-call decision (catalog.grant_check: staleness bound 1 s)."""
+        return cache_for(self)
 
     @cached_property
     def extra_trust_roots(self) -> tuple[bytes, ...]:

@@ -81,6 +81,14 @@ class Settings(BaseSettings):
     # Grants whose request does not name a validity run this long; quotas count per calendar day here.
     grant_default_valid_days: int = Field(default=365, ge=1, le=3650)
 
+    # Exchange (issue 7): a fetch's file_url works this long; the purpose-stamped copy (加注件) it serves
+    # says it is valid for this many days (the time a case is usually handled in).
+    exchange_file_url_ttl_seconds: int = Field(default=600, ge=30, le=86_400)
+    exchange_copy_valid_days: int = Field(default=30, ge=1, le=365)
+    # Departments that fetched or verified a licence this recently hear when it is suspended, revoked,
+    # amended, renewed or expires (push notices).
+    exchange_notice_window_days: int = Field(default=365, ge=1, le=3650)
+
     @model_validator(mode="after")
     def _production_needs_real_identity(self) -> Settings:
         if self.env == "production" and self.oidc_issuer and self.oidc_issuer == self.dev_idp_issuer:

@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from catalog import grants as catalog_grants
 from hub.audited import integrate_pending
 from hub.errors import ServiceUnavailable
 from hub.identity.service import purge_spent_assertions
@@ -125,3 +126,10 @@ def redrive_webhooks() -> int:
     for delivery_id in due:
         dispatch(runtime.settings, "hub.webhooks.deliver", delivery_id=delivery_id)
     return len(due)
+
+
+@celery_app.task(name="catalog.grants.expire")  # type: ignore[untyped-decorator]
+def expire_grants() -> int:
+    """Mark grants past their validity window expired and notify their consumers; returns how many."""
+    runtime = get_runtime()
+    return catalog_grants.expire_due(runtime.session_scope, runtime.settings, lambda: runtime.audit_signer)

@@ -6,6 +6,7 @@ marks the status list changed and is audited, all in the caller's unit of work.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -77,6 +78,17 @@ def issued_by(session: Session, identifier: str, department_code: str | None, *,
     return licence
 
 
+# Who relied on a licence hears of its changes (issue 7): the exchange registers here so this domain does not
+# import it. Each hook gets the past-tense verb, the licence changed (or superseded) and its new version.
+ChangeHook = Callable[[Session, str, Licence, "Licence | None"], None]
+change_hooks: list[ChangeHook] = []
+
+
+def _changed(session: Session, verb: str, licence: Licence, new: Licence | None = None) -> None:
+    for hook in change_hooks:
+        hook(session, verb, licence, new)
+
+
 def _check(licence: Licence, transition: str) -> None:
     if licence.status not in ALLOWED[transition]:
         raise LicenceTransitionNotAllowed(
@@ -100,7 +112,9 @@ def change_status(
     _set_status(session, licence, target, reason if transition != "reinstate" else None)
     extra = {"reason": reason} if reason else {}
     event = licence_event(ctx, actor, f"licence.licence.{_past(transition)}", licence, **extra)
-    return Transitioned(licence, None, ctx.record(session, event))
+    receipt = ctx.record(session, event)
+    _changed(session, _past(transition), licence)
+    return Transitioned(licence, None, receipt)
 
 
 def renew(session: Session, ctx: LicenceContext, old: Licence, body: RenewRequest, actor: Actor) -> Transitioned:
@@ -127,6 +141,7 @@ def _supersede(
     _set_status(session, old, SUPERSEDED, reason or f"{verb}: superseded by {new.identifier}")
     extra = {"previous_identifier": old.identifier, **({"reason": reason} if reason else {})}
     receipt = ctx.record(session, licence_event(ctx, actor, f"licence.licence.{verb}", new, **extra))
+    _changed(session, verb, old, new)
     return Transitioned(new, old, receipt)
 
 

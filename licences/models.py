@@ -80,7 +80,7 @@ class Licence(Base):
     status: Mapped[str] = mapped_column(String(16))  # valid | suspended | revoked | expired | superseded
     status_reason: Mapped[str | None] = mapped_column(String(500), default=None)
     status_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
-    file_sha256: Mapped[str] = mapped_column(String(64))  # the sealed PDF, content-addressed
+    file_sha256: Mapped[str] = mapped_column(String(64), index=True)  # the sealed PDF, content-addressed
     seal_id: Mapped[str] = mapped_column(String(32))
     supersedes: Mapped[str | None] = mapped_column(String(120), default=None)  # previous version's identifier
     superseded_by: Mapped[str | None] = mapped_column(String(120), default=None)

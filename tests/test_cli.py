@@ -165,6 +165,13 @@ def test_demo_seeds_once_and_then_reuses_its_state(data_dir: Path, tmp_path: Pat
     for holder in data["holders"]:
         assert validate_holder_code(holder["type"], holder["code"]) == holder["code"]
     assert str(credentials) in first.stdout
+    # DESIGN.md §5: at least one complete exchange scenario (grant, materials held, consent where needed).
+    assert len(data["scenarios"]) >= 1
+    holder_codes = {h["code"] for h in data["holders"]}
+    for scenario in data["scenarios"]:
+        assert scenario["department_code"] in {d["code"] for d in departments}
+        assert scenario["holder"]["code"] in holder_codes
+        assert scenario["matter_code"].startswith(scenario["department_code"])
 
     copy = tmp_path / "copy.json"
     second = ok(run_cli("demo", "--seed-only", "--credentials", str(copy), env=env, cwd=tmp_path))

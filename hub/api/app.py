@@ -20,6 +20,7 @@ from hub.api.routes import (
     catalog_resources,
     clients,
     devidp,
+    exchange,
     licences,
     me,
     oauth,
@@ -78,6 +79,7 @@ def create_app(runtime: Runtime, *, start_scheduler: bool = False) -> FastAPI:
     app.include_router(me.router)
     app.include_router(scan.router)
     app.include_router(webhooks.router)
+    app.include_router(exchange.router)
     app.include_router(catalog_resources.router)
     app.include_router(catalog_matters.router)
     app.include_router(catalog_access.router)

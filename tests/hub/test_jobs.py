@@ -285,3 +285,41 @@ def test_every_periodic_job_is_a_registered_task() -> None:
         assert hub.jobs.celery_app.tasks[name].name == name
     assert {e["task"] for e in hub.jobs.celery_app.conf.beat_schedule.values()} == set(hub.jobs.PERIODIC_JOBS)
     assert all(every > 0 for every in hub.jobs.PERIODIC_JOBS.values())
+
+
+def test_jobs_wait_for_the_real_commit_not_a_savepoint(runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    sent: list[str] = []
+    monkeypatch.setattr(hub.jobs, "dispatch", lambda _settings, name, **_kw: sent.append(name))
+    settings = Settings(broker_url="redis://127.0.0.1:6379/15")  # not eager: dispatch at commit
+    session = runtime.session_factory()
+    try:
+        hub.jobs.after_commit(session, settings, PURGE)
+        with session.begin_nested():  # releasing a SAVEPOINT fires SQLAlchemy's after_commit too
+            pass
+        assert sent == []
+        session.rollback()
+        assert sent == []  # rolled back: never sent
+        hub.jobs.after_commit(session, settings, PURGE)
+        session.commit()
+        assert sent == [PURGE]
+    finally:
+        session.close()
+
+
+def test_a_savepoint_rollback_drops_only_its_own_jobs(runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    sent: list[str] = []
+    monkeypatch.setattr(hub.jobs, "dispatch", lambda _settings, name, **_kw: sent.append(name))
+    settings = Settings(broker_url="redis://127.0.0.1:6379/15")
+    session = runtime.session_factory()
+    try:
+        session.execute(select(1))
+        hub.jobs.after_commit(session, settings, "outer")
+        savepoint = session.begin_nested()
+        hub.jobs.after_commit(session, settings, "inside-failed-savepoint")
+        savepoint.rollback()  # e.g. one failed row of a batch chunk
+        with session.begin_nested():
+            hub.jobs.after_commit(session, settings, "inside-released-savepoint")
+        session.commit()
+        assert sent == ["outer", "inside-released-savepoint"]
+    finally:
+        session.close()

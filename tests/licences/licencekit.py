@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import secrets
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from factories import random_id_number, random_uscc
+import jwt
+from factories import ec_key, random_id_number, random_uscc
 from fastapi.testclient import TestClient
 
 from hub.identity import service as identity
+from hub.identity.service import CLIENT_ASSERTION_TYPE
 from hub.runtime import Runtime
 from licences.demo_types import DEMO_TYPES, DemoType
 from licences.types import ensure_demo_types
@@ -31,13 +35,27 @@ class Department:
 
 
 def department_client(client: TestClient, runtime: Runtime, code: str, scopes: str) -> Department:
+    """A private_key_jwt client of department ``code`` and its access token.
+
+    private_key_jwt (RFC 7523) rather than a secret: a test kit creates several clients per test, and each
+    client secret costs two Argon2id runs by design (hub/identity); tests/hub/test_oauth.py covers secrets.
+    """
+    private, public = ec_key()
     with runtime.session_scope() as session:
         dept = identity.get_department_or_raise(session, code)
-        api_client, secret = identity.create_client(session, department_code=code, scopes=scopes)
+        api_client, _ = identity.create_client(session, department_code=code, scopes=scopes, jwks={"keys": [public]})
         name = dept.name
+    now = int(time.time())
+    claims = {
+        "iss": api_client.client_id, "sub": api_client.client_id, "aud": f"{runtime.settings.public_url}/oauth/token",
+        "iat": now, "exp": now + 60, "jti": secrets.token_urlsafe(12),
+    }  # fmt: skip
+    signed = jwt.encode(claims, private, algorithm="ES256", headers={"kid": public["kid"]})
     response = client.post(
-        "/oauth/token", data={"grant_type": "client_credentials"}, auth=(api_client.client_id, secret or "")
-    )
+        "/oauth/token",
+        data={"grant_type": "client_credentials", "client_assertion_type": CLIENT_ASSERTION_TYPE,
+              "client_assertion": signed},
+    )  # fmt: skip
     assert response.status_code == 200, response.text
     token = response.json()["access_token"]
     return Department(code, name, {"Authorization": f"Bearer {token}"}, api_client.client_id)

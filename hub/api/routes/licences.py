@@ -177,7 +177,10 @@ def define_licence_type(
         if not body.certificate_type_code.startswith(caller.department_code):
             raise Forbidden("a department defines only types whose code starts with its own USCC")
     row = licence_types.define_type(session, body)
-    receipt = _receipt(session, runtime, caller, "licence.type.defined", extra={"certificate_type_code": row.type_code})
+    receipt = _receipt(
+        session, runtime, caller, "licence.type.defined", resource_code=row.catalogue_resource_code,
+        extra={"certificate_type_code": row.type_code},
+    )  # fmt: skip
     return LicenceTypeOut(**licence_types.type_out(row), receipt=receipt)
 
 

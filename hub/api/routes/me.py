@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query, status
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -16,7 +16,9 @@ from hub.api.deps import HolderDep, RuntimeDep, SessionDep
 from hub.api.routes.licences import LicenceView, licence_view
 from hub.api.schemas import HolderOut, ReceiptOut, Strict
 from hub.clock import utcnow
-from hub.identity.models import Department
+from hub.exchange import consents
+from hub.exchange.models import Consent
+from hub.identity.models import Department, Holder
 from licences import holders
 
 router = APIRouter(prefix="/v1/me", tags=["holder"])
@@ -35,6 +37,10 @@ class AccessLogItem(BaseModel):
     certificate_identifier: str | None
     fields: list[str] | None
     error_code: str | None
+    receipt: ReceiptOut = Field(
+        description="The hub's signed promise that this entry is in the log (verify it with "
+        "GET /v1/audit/verifier-key; prove it with /v1/audit/proof/inclusion)"
+    )
 
 
 @router.get("")
@@ -58,6 +64,7 @@ def access_log(
     ref = audited.holder_ref(runtime, holder.holder_type, holder.holder_code)
     rows = audit.access_log(session, ref, now=utcnow(), after=after, limit=limit)
     names = _department_names(session, {r.department_code for r in rows if r.department_code})
+    signer = runtime.audit_signer
     items = []
     for row in rows:
         body = audit.entry_body(row) or {}
@@ -75,6 +82,7 @@ def access_log(
                 certificate_identifier=row.certificate_identifier,
                 fields=body.get("fields"),
                 error_code=row.error_code,
+                receipt=ReceiptOut(**signer.receipt(row.leaf_index, row.leaf_hash, row.integrated_time).to_json()),
             )
         )
     return items
@@ -209,3 +217,80 @@ def _department_names(session: Session, codes: set[str]) -> dict[str, str]:
     if not codes:
         return {}
     return dict(session.execute(select(Department.code, Department.name).where(Department.code.in_(codes))).all())
+
+
+# ---------------------------------------------------------------------------------------- consents, 用证授权
+
+
+class ConsentIn(Strict):
+    department_code: str = Field(min_length=18, max_length=18, description="USCC of the department")
+    matter_code: str = Field(min_length=1, max_length=64)
+    case_number: str | None = Field(default=None, min_length=1, max_length=64, description="None: any case")
+    valid_days: int = Field(default=30, ge=1, le=consents.MAX_CONSENT_DAYS)
+
+
+class ConsentOut(BaseModel):
+    id: str
+    department_code: str
+    department_name: str | None
+    matter_code: str
+    case_number: str | None
+    expires_at: datetime
+    created_at: datetime
+    withdrawn_at: datetime | None
+    active: bool
+    receipt: ReceiptOut | None = None
+
+
+def _consent_out(consent: Consent, names: dict[str, str], receipt: ReceiptOut | None = None) -> ConsentOut:
+    now = utcnow()
+    return ConsentOut(
+        id=consent.id, department_code=consent.department_code, department_name=names.get(consent.department_code),
+        matter_code=consent.matter_code, case_number=consent.case_number, expires_at=consent.expires_at,
+        created_at=consent.created_at, withdrawn_at=consent.withdrawn_at,
+        active=consent.withdrawn_at is None and consent.expires_at > now, receipt=receipt,
+    )  # fmt: skip
+
+
+def _consent_receipt(
+    session: Session, runtime: RuntimeDep, holder: Holder, action: str, consent: Consent
+) -> ReceiptOut:
+    ref = audited.holder_ref(runtime, holder.holder_type, holder.holder_code)
+    event = audited.event(
+        action=action, outcome="ok", actor_type="holder", actor=ref, holder_ref=ref, matter_code=consent.matter_code,
+        case_number=consent.case_number, extra={"consent_id": consent.id, "department_code": consent.department_code},
+    )  # fmt: skip
+    return ReceiptOut(**audited.record(session, runtime, event).to_json())
+
+
+@router.get("/consents")
+def list_consents(holder: HolderDep, session: SessionDep) -> list[ConsentOut]:
+    """My consents, newest first, withdrawn and expired ones included (marked ``active: false``)."""
+    rows = consents.list_for_holder(session, consents.HolderKey(holder.holder_type, holder.holder_code))
+    names = _department_names(session, {c.department_code for c in rows})
+    return [_consent_out(c, names) for c in rows]
+
+
+@router.post("/consents", status_code=status.HTTP_201_CREATED)
+def give_consent(body: ConsentIn, holder: HolderDep, session: SessionDep, runtime: RuntimeDep) -> ConsentOut:
+    """Let one department use my licences for one matter (optionally one case) until the consent expires."""
+    now = utcnow()
+    consent = consents.give(
+        session, consents.HolderKey(holder.holder_type, holder.holder_code), department_code=body.department_code,
+        matter_code=body.matter_code, case_number=body.case_number, expires_at=now + timedelta(days=body.valid_days),
+        now=now,
+    )  # fmt: skip
+    receipt = _consent_receipt(session, runtime, holder, "exchange.consent.given", consent)
+    return _consent_out(consent, _department_names(session, {consent.department_code}), receipt)
+
+
+@router.delete("/consents/{consent_id}")
+def withdraw_consent(
+    consent_id: Annotated[str, Path(pattern="^[0-9a-f]{32}$")], holder: HolderDep, session: SessionDep,
+    runtime: RuntimeDep,
+) -> ConsentOut:  # fmt: skip
+    """Withdraw a consent; the next fetch under it is refused (``consent_withdrawn``)."""
+    key = consents.HolderKey(holder.holder_type, holder.holder_code)
+    consent = consents.withdraw(session, key, consent_id, now=utcnow())
+    receipt = _consent_receipt(session, runtime, holder, "exchange.consent.withdrawn", consent)
+    return _consent_out(consent, _department_names(session, {consent.department_code}), receipt)

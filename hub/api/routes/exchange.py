@@ -1,0 +1,320 @@
+"""Exchange API (DESIGN.md §4): verify now; materials check and fetch build on the catalogue's grants.
+
+Every call is audited, refusals included: the caller's authentication and scope are checked by a
+dependency that records the refusal (so "no token" and "wrong scope" leave an entry too), and each
+refusal's problem+json carries its receipt.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi import Path as PathParam
+from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
+
+from catalog.models import Matter
+from hub import audited
+from hub.api.deps import BearerDep, RuntimeDep, SessionDep
+from hub.api.schemas import ReceiptOut, Strict
+from hub.clock import utcnow
+from hub.errors import DomainError
+from hub.exchange import copies
+from hub.exchange import fetch as exchange_fetch
+from hub.exchange import materials as exchange_materials
+from hub.exchange import verify as exchange_verify
+from hub.exchange.models import PurposeCopy
+from hub.identity import service as identity
+from hub.identity.errors import ScopeMissing, TokenMissing
+from hub.identity.models import Department
+from hub.identity.tokens import AccessClaims
+from hub.runtime import Runtime
+from licences import lifecycle
+from licences.issuance import metadata
+from licences.models import Licence
+from licences.types import get_type_or_raise
+
+router = APIRouter(prefix="/v1/exchange", tags=["exchange"])
+PDF = "application/pdf"
+
+
+def audited_caller(scope: str, action: str) -> Any:
+    """Authenticate a department caller for ``scope``; a refusal is audited as ``action`` denied."""
+
+    def authorise(request: Request, session: SessionDep, runtime: RuntimeDep, credentials: BearerDep) -> AccessClaims:
+        try:
+            if credentials is None:
+                raise TokenMissing("send 'Authorization: Bearer <access token>' from POST /oauth/token")
+            claims = identity.authenticate_bearer(session, runtime.settings, runtime.key_cache, credentials.credentials)
+            if scope not in claims.scopes:
+                raise ScopeMissing(scope)
+        except DomainError as exc:
+            exc.audit_event = audited.event(
+                action=action, outcome="denied", actor_type="public", actor="anonymous", error_code=exc.code
+            )
+            raise
+        request.state.caller = claims
+        return claims
+
+    return Depends(authorise)
+
+
+VERIFIED = "exchange.licence.verified"
+VerifierDep = Annotated[AccessClaims, audited_caller("exchange:verify", VERIFIED)]
+
+
+class VerifyRequest(Strict):
+    certificate_identifier: str | None = Field(default=None, min_length=1, max_length=120)
+    presentation: str | None = Field(default=None, min_length=1, max_length=8192)
+    sha256: str | None = Field(default=None, min_length=64, max_length=64)
+
+
+class VerifyOut(BaseModel):
+    status: Literal["valid", "suspended", "revoked", "expired", "superseded"]
+    certificate_identifier: str
+    certificate_type_code: str
+    certificate_issuing_authority_code: str
+    valid_from: str
+    valid_until: str | None = Field(description="None: 长期 (no end)")
+    disputed: bool
+    checked_at: str
+    receipt: ReceiptOut
+
+
+def _mark_refused(exc: DomainError, caller: AccessClaims, action: str, **fields: Any) -> None:
+    """Attach the refusal's audit entry; the session dependency records it after the rollback."""
+    exc.audit_event = audited.event(
+        action=action, outcome="denied", actor_type="department", actor=caller.department_code,
+        client_id=caller.client_id, error_code=exc.code, **fields,
+    )  # fmt: skip
+
+
+@router.post("/verify")
+def verify_licence(body: VerifyRequest, session: SessionDep, runtime: RuntimeDep, caller: VerifierDep) -> VerifyOut:
+    """Status and validity of a licence named by identifier, presentation token or file SHA-256; no face data."""
+    try:
+        verified = exchange_verify.verify(
+            session, certificate_identifier=body.certificate_identifier, presentation=body.presentation,
+            sha256=body.sha256, keys_source=runtime.presentation_keys,
+            issuer=runtime.settings.public_url.rstrip("/"), now=utcnow(),
+        )  # fmt: skip
+    except DomainError as exc:
+        _mark_refused(exc, caller, VERIFIED)
+        raise
+    licence = verified.licence
+    receipt = _record_ok(session, runtime, caller, VERIFIED, licence, via=verified.via)
+    return VerifyOut(
+        status=verified.status,
+        certificate_identifier=licence.identifier,
+        certificate_type_code=licence.type_code,
+        certificate_issuing_authority_code=licence.issuer_code,
+        valid_from=licence.validity_start.isoformat(),
+        valid_until=licence.validity_end.isoformat() if licence.validity_end else None,
+        disputed=_disputed(session, licence.identifier),
+        checked_at=verified.checked_at.isoformat(),
+        receipt=receipt,
+    )
+
+
+def _disputed(session: Session, identifier: str) -> bool:
+    from catalog.objections import is_disputed  # noqa: PLC0415 - being built in parallel (issue 6)
+
+    return is_disputed(session, certificate_identifier=identifier)
+
+
+def _record_ok(
+    session: Session, runtime: Runtime, caller: AccessClaims, action: str, licence: Licence, **extra: str
+) -> ReceiptOut:
+    event = audited.event(
+        action=action, outcome="ok", actor_type="department", actor=caller.department_code,
+        client_id=caller.client_id, certificate_identifier=licence.identifier,
+        holder_ref=audited.holder_ref(runtime, licence.holder_type, licence.holder_code), extra=extra,
+    )  # fmt: skip
+    return ReceiptOut(**audited.record(session, runtime, event).to_json())
+
+
+# ---------------------------------------------------------------------------------------- purpose-stamped copies
+
+DOWNLOADED = "exchange.copy.downloaded"
+FetcherDep = Annotated[AccessClaims, audited_caller("exchange:fetch", DOWNLOADED)]
+
+
+@router.get(
+    "/copies/{copy_id}",
+    response_class=Response,
+    responses={200: {"content": {PDF: {}}, "description": "The purpose-stamped copy (加注件), or the original"}},
+)
+def download_copy(
+    copy_id: Annotated[str, PathParam(pattern="^[0-9a-f]{32}$")],
+    session: SessionDep,
+    runtime: RuntimeDep,
+    caller: FetcherDep,
+) -> Response:
+    """The file a fetch's ``file_url`` promised: rendered and sealed by the platform seal on first download."""
+    now = utcnow()
+    try:
+        copy = copies.get_for_download(session, copy_id, caller.department_code, now=now)
+        licence = lifecycle.get_licence_or_raise(session, copy.licence_identifier)
+        source = copies.CopySource(licence, get_type_or_raise(session, licence.type_code), _purpose(session, copy))
+        data = copies.file_for(session, runtime.licence_context, copy, source, now=now)
+    except DomainError as exc:
+        _mark_refused(exc, caller, DOWNLOADED)
+        raise
+    event = audited.event(
+        action=DOWNLOADED, outcome="ok", actor_type="department", actor=caller.department_code,
+        client_id=caller.client_id, certificate_identifier=licence.identifier,
+        holder_ref=audited.holder_ref(runtime, licence.holder_type, licence.holder_code),
+        matter_code=copy.matter_code, case_number=copy.case_number, officer_id=copy.officer_id,
+        fields=tuple(copy.fields), extra={"copy_id": copy.id, "original": "yes" if copy.original else "no"},
+    )  # fmt: skip
+    receipt = audited.record(session, runtime, event)
+    disposition = f'attachment; filename="{licence.identifier}-{"original" if copy.original else "copy"}.pdf"'
+    return Response(
+        data, media_type=PDF,
+        headers={"Content-Disposition": disposition, "Cache-Control": "no-store",
+                 "Audit-Receipt-Leaf-Index": str(receipt.leaf_index)},
+    )  # fmt: skip
+
+
+def _purpose(session: Session, copy: PurposeCopy) -> copies.CopyPurpose:
+    department = session.get(Department, copy.department_code)
+    matter = session.get(Matter, copy.matter_code)
+    return copies.CopyPurpose(
+        department_code=copy.department_code, department_name=department.name if department else copy.department_code,
+        matter_code=copy.matter_code, matter_name=matter.name if matter else copy.matter_code,
+        case_number=copy.case_number, officer_id=copy.officer_id,
+    )  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------- fetch and materials check
+
+FETCHED = "exchange.licence.fetched"
+CHECKED = "exchange.materials.checked"
+FetchCallerDep = Annotated[AccessClaims, audited_caller("exchange:fetch", FETCHED)]
+CheckCallerDep = Annotated[AccessClaims, audited_caller("exchange:fetch", CHECKED)]
+CODE = "^[0-9A-Za-z]{15,18}$"  # a holder code's shape; its check digits are validated by the service
+
+
+class HolderIn(Strict):
+    type: Literal["111", "001"] = Field(description="111: citizen ID number (GB 11643); 001: USCC (GB 32100)")
+    code: str = Field(pattern=CODE)
+
+
+class FetchIn(Strict):
+    # Optional here so that a missing purpose is refused by the service with its own code, and audited.
+    matter_code: str | None = Field(default=None, max_length=64, description="Required: the matter (事项编码)")
+    case_number: str | None = Field(default=None, max_length=64, description="Required: 办件编号 of the case")
+    officer_id: str | None = Field(default=None, max_length=64, description="Required: the officer handling it")
+    holder: HolderIn
+    certificate_type_code: str | None = Field(default=None, min_length=21, max_length=21)
+    certificate_identifier: str | None = Field(default=None, min_length=1, max_length=120)
+    fields: list[Annotated[str, Field(min_length=1, max_length=64)]] | None = Field(
+        default=None, max_length=100, description="Face fields wanted (default: every granted one, never more)"
+    )
+
+
+class FetchOut(BaseModel):
+    licence: dict[str, Any] = Field(description="DESIGN.md §3 metadata and the granted face fields only")
+    disputed: bool
+    disputed_items: list[str]
+    file_url: str = Field(description="The purpose-stamped copy (加注件); needs this department's token")
+    file_url_expires_at: str
+    grant_id: str
+    receipt: ReceiptOut
+
+
+class MaterialsCheckIn(Strict):
+    matter_code: str = Field(min_length=1, max_length=64)
+    holder: HolderIn
+
+
+class SatisfiedBy(BaseModel):
+    certificate_identifier: str
+    certificate_type_code: str
+
+
+class MaterialOut(BaseModel):
+    material_code: str
+    name: str
+    required: bool
+    satisfied_by: SatisfiedBy | None
+    reason: str = Field(description="satisfied, or the stable code of why not (the fetch would say the same)")
+
+
+class MaterialsCheckOut(BaseModel):
+    materials: list[MaterialOut]
+    receipt: ReceiptOut
+
+
+def _caller_name(session: Session, caller: AccessClaims) -> str:
+    department = session.get(Department, caller.department_code)
+    return department.name if department else caller.department_code
+
+
+@router.post("/fetch")
+def fetch_licence(body: FetchIn, session: SessionDep, runtime: RuntimeDep, caller: FetchCallerDep) -> FetchOut:
+    """The granted fields of a holder's licence for a matter and case; every check audited, refusals included."""
+    now = utcnow()
+    ref = audited.holder_ref(runtime, body.holder.type, body.holder.code)
+    stated = {"matter_code": body.matter_code, "case_number": body.case_number, "officer_id": body.officer_id,
+              "holder_ref": ref}  # fmt: skip
+    request = exchange_fetch.FetchRequest(
+        department_code=caller.department_code, department_name=_caller_name(session, caller),
+        matter_code=body.matter_code or "", case_number=body.case_number or "", officer_id=body.officer_id or "",
+        holder_type=body.holder.type, holder_code=body.holder.code, certificate_type_code=body.certificate_type_code,
+        certificate_identifier=body.certificate_identifier, fields=body.fields,
+    )  # fmt: skip
+    try:
+        fetched = exchange_fetch.fetch(session, runtime.grant_cache, runtime.settings, request, at=now)
+    except DomainError as exc:
+        _mark_refused(exc, caller, FETCHED, **stated)
+        raise
+    licence = fetched.licence
+    event = audited.event(
+        action=FETCHED, outcome="ok", actor_type="department", actor=caller.department_code,
+        client_id=caller.client_id, certificate_identifier=licence.identifier,
+        resource_code=fetched.decision.resource_code, fields=tuple(fetched.fields),
+        extra={"grant_id": fetched.decision.grant_id, "copy_id": fetched.copy.id}, **stated,
+    )  # fmt: skip
+    receipt = ReceiptOut(**audited.record(session, runtime, event).to_json())
+    projected = metadata(licence) | {"face": {key: licence.face[key] for key in fetched.fields if key in licence.face}}
+    public = runtime.settings.public_url.rstrip("/")
+    return FetchOut(
+        licence=projected, disputed=fetched.disputed, disputed_items=fetched.disputed_items,
+        file_url=f"{public}/v1/exchange/copies/{fetched.copy.id}",
+        file_url_expires_at=fetched.copy.url_expires_at.isoformat(), grant_id=fetched.decision.grant_id,
+        receipt=receipt,
+    )  # fmt: skip
+
+
+@router.post("/materials-check")
+def materials_check(
+    body: MaterialsCheckIn, session: SessionDep, runtime: RuntimeDep, caller: CheckCallerDep
+) -> MaterialsCheckOut:
+    """For each material the matter requires: the holder's licence that satisfies it, or why none does (免证办)."""
+    ref = audited.holder_ref(runtime, body.holder.type, body.holder.code)
+    try:
+        answers = exchange_materials.check(
+            session, runtime.grant_cache, department_code=caller.department_code, matter_code=body.matter_code,
+            holder_type=body.holder.type, holder_code=body.holder.code, at=utcnow(),
+        )  # fmt: skip
+    except DomainError as exc:
+        _mark_refused(exc, caller, CHECKED, matter_code=body.matter_code, holder_ref=ref)
+        raise
+    event = audited.event(
+        action=CHECKED, outcome="ok", actor_type="department", actor=caller.department_code,
+        client_id=caller.client_id, matter_code=body.matter_code, holder_ref=ref,
+        extra={"satisfied": ",".join(a.material_code for a in answers if a.certificate_identifier)},
+    )  # fmt: skip
+    receipt = ReceiptOut(**audited.record(session, runtime, event).to_json())
+    materials = [
+        MaterialOut(
+            material_code=a.material_code, name=a.name, required=a.required, reason=a.reason,
+            satisfied_by=SatisfiedBy(certificate_identifier=a.certificate_identifier,
+                                     certificate_type_code=a.certificate_type_code or "")
+            if a.certificate_identifier else None,
+        )
+        for a in answers
+    ]  # fmt: skip
+    return MaterialsCheckOut(materials=materials, receipt=receipt)
