@@ -18,6 +18,7 @@ from audit.committer import GroupCommitter
 from audit.models import STATE_ROW, AuditState
 from catalog.grant_check import GrantCache, cache_for
 from hub.db import begin_read_only, make_engine, make_session_factory
+from hub.exchange.ratelimit import Limiter, MemoryLimiter, RedisLimiter
 from hub.identity.oidc import RemoteJwks
 from hub.identity.service import PublicKeyCache
 from hub.jobs import run_after_close
@@ -61,6 +62,14 @@ class Runtime:
     def grant_cache(self) -> GrantCache:
         """Grant snapshots for the exchange's per-call decision (catalog.grant_check: staleness bound 1 s)."""
         return cache_for(self)
+
+    @cached_property
+    def client_limiter(self) -> Limiter:
+        """Exchange burst limits per API client: in Redis when the broker is Redis (shared), else in-process."""
+        burst, rate = self.settings.exchange_client_burst, self.settings.exchange_client_rate_per_second
+        if self.settings.broker_url.startswith(("redis://", "rediss://")):
+            return RedisLimiter(self.settings.broker_url, burst, rate)
+        return MemoryLimiter(burst, rate)
 
     @cached_property
     def extra_trust_roots(self) -> tuple[bytes, ...]:

@@ -88,6 +88,10 @@ class Settings(BaseSettings):
     # Departments that fetched or verified a licence this recently hear when it is suspended, revoked,
     # amended, renewed or expires (push notices).
     exchange_notice_window_days: int = Field(default=365, ge=1, le=3650)
+    # Each API client may make ``burst`` exchange calls at once, refilled at ``rate`` a second (token bucket,
+    # shared through Redis when the broker is Redis); beyond that 429 client_rate_limited with Retry-After.
+    exchange_client_burst: int = Field(default=60, ge=1, le=100_000)
+    exchange_client_rate_per_second: float = Field(default=20.0, gt=0, le=100_000)
 
     @model_validator(mode="after")
     def _production_needs_real_identity(self) -> Settings:

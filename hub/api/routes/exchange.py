@@ -20,7 +20,7 @@ from hub.api.deps import BearerDep, RuntimeDep, SessionDep
 from hub.api.schemas import ReceiptOut, Strict
 from hub.clock import utcnow
 from hub.errors import DomainError
-from hub.exchange import copies
+from hub.exchange import copies, ratelimit
 from hub.exchange import fetch as exchange_fetch
 from hub.exchange import materials as exchange_materials
 from hub.exchange import verify as exchange_verify
@@ -40,7 +40,7 @@ PDF = "application/pdf"
 
 
 def audited_caller(scope: str, action: str) -> Any:
-    """Authenticate a department caller for ``scope``; a refusal is audited as ``action`` denied."""
+    """Authenticate a department caller for ``scope`` and apply its burst limit; refusals are audited as ``action``."""
 
     def authorise(request: Request, session: SessionDep, runtime: RuntimeDep, credentials: BearerDep) -> AccessClaims:
         try:
@@ -53,6 +53,11 @@ def audited_caller(scope: str, action: str) -> Any:
             exc.audit_event = audited.event(
                 action=action, outcome="denied", actor_type="public", actor="anonymous", error_code=exc.code
             )
+            raise
+        try:
+            ratelimit.check(runtime.client_limiter, claims.client_id)
+        except DomainError as exc:
+            _mark_refused(exc, claims, action)
             raise
         request.state.caller = claims
         return claims
