@@ -4,7 +4,8 @@
 under the summary's "audit" key and its own RESULTS.md section), ``--only seal`` the PAdES sealing benchmark
 (bench/seal_bench.py, under "seal"), ``--only licence`` batch issuance on two Celery workers and the scan
 endpoint (bench/licence_bench.py, under "licence"), ``--only catalog`` catalogue search and the grant decision
-(bench/catalog_bench.py, under "catalog"); the default runs all five.
+(bench/catalog_bench.py, under "catalog"), ``--only exchange`` verify and fetch under 64 clients at 100 k and
+1 M licences (bench/exchange_bench.py, under "exchange"); the default runs all six.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from bench import (
     audit_bench,
     audit_report,
     catalog_bench,
+    exchange_bench,
     hub_setup,
     licence_bench,
     licence_report,
@@ -44,7 +46,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--output", type=Path, default=report.RESULTS_MD, help="Markdown report path")
     parser.add_argument(
         "--only",
-        choices=("auth", "audit", "seal", "licence", "catalog", "all"),
+        choices=("auth", "audit", "seal", "licence", "catalog", "exchange", "all"),
         default="all",
         help="which benchmark (default all)",
     )
@@ -116,7 +118,7 @@ def _errors_total(summary: dict[str, Any]) -> int:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     started = time.perf_counter()
-    if args.only in {"audit", "seal", "licence", "catalog"}:
+    if args.only in {"audit", "seal", "licence", "catalog", "exchange"}:
         summary: dict[str, Any] = {"date": datetime.now(UTC).isoformat(timespec="seconds")}
         summary["machine"] = report.machine_info(f"not run (--only {args.only})")
     else:
@@ -131,6 +133,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         )
     if args.only in {"catalog", "all"}:
         summary["catalog"] = catalog_bench.run(quick=args.quick, skip_postgresql=args.skip_postgresql)
+    if args.only in {"exchange", "all"}:
+        summary["exchange"] = exchange_bench.run(
+            quick=args.quick, duration_s=args.duration, skip_postgresql=args.skip_postgresql
+        )
     summary["elapsed_s"] = round(time.perf_counter() - started, 1)
     return summary
 
@@ -161,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     kept_seal = audit_report.read_section(args.output, seal_bench.HEADING)
     kept_licence = audit_report.read_section(args.output, licence_report.HEADING)
     kept_catalog = audit_report.read_section(args.output, catalog_bench.HEADING)
+    kept_exchange = audit_report.read_section(args.output, exchange_bench.HEADING)
     summary = run(args)
     if args.only in {"auth", "all"}:
         report.write_markdown(summary, args.output)
@@ -172,7 +179,10 @@ def main(argv: list[str] | None = None) -> int:
     catalog = summary.get("catalog")
     catalog_md = catalog_bench.render(catalog) if catalog else kept_catalog
     audit_report.write_section(args.output, catalog_md, catalog_bench.HEADING)
-    parts = (audit, seal, licence, catalog)
+    exchange = summary.get("exchange")
+    exchange_md = exchange_bench.render(exchange) if exchange else kept_exchange
+    audit_report.write_section(args.output, exchange_md, exchange_bench.HEADING)
+    parts = (audit, seal, licence, catalog, exchange)
     errors = summary.get("errors_total", 0) + sum(part["failures"] for part in parts if part)
     log(f"wrote {args.output}; whole run {summary['elapsed_s']} s, errors {errors}")
     print(json.dumps(summary, ensure_ascii=False, indent=2))

@@ -90,9 +90,11 @@ def run_wrk(
     headers: dict[str, str] | None = None,
     script: str | None = None,
     script_args: list[str] | None = None,
+    connections: int = CONNECTIONS,
+    threads: int = THREADS,
 ) -> WrkResult:
-    """One closed-loop wrk run (one thread, CONNECTIONS keep-alive connections, next request on each answer)."""
-    command = [wrk, f"-t{THREADS}", f"-c{CONNECTIONS}", f"-d{duration_s}s", f"--timeout={TIMEOUT_S}s", "--latency"]
+    """One closed-loop wrk run (``connections`` keep-alive connections, next request on each answer)."""
+    command = [wrk, f"-t{threads}", f"-c{connections}", f"-d{duration_s}s", f"--timeout={TIMEOUT_S}s", "--latency"]
     for name, value in (headers or {}).items():
         command += ["-H", f"{name}: {value}"]
     if script is not None:

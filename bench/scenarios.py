@@ -87,6 +87,8 @@ def measure(
     headers: dict[str, str] | None = None,
     script: str | None = None,
     script_args: list[str] | None = None,
+    connections: int = CONNECTIONS,
+    threads: int = 1,
 ) -> Measurement:
     """One wrk run against ``server``, with the CPU time spent during it."""
     server_before, busy_before = server.cpu_seconds(), machine_busy_seconds()
@@ -97,6 +99,8 @@ def measure(
         headers=headers,
         script=script,
         script_args=script_args,
+        connections=connections,
+        threads=threads,
     )
     measured = Measurement(
         wrk=result,

@@ -29,16 +29,39 @@ def event(*, action: str, outcome: str, actor_type: str, actor: str, **fields: A
 
 
 def record(session: Session, runtime: Runtime, audit_event: AuditEvent) -> Receipt:
-    """Record ``audit_event`` so that it is durable no later than the unit of work's result.
+    """Record ``audit_event``; when this returns the entry is durable, and so is the unit of work.
 
-    A unit of work that changes state records in its own transaction (the entry commits or rolls
-    back with the change). A read-only one (declared with ``hub.db.begin_read_only``) has nothing
-    to commit, so its entry goes through the group committer and this call returns once it is
-    durable: the response that follows is never sent without its entry.
+    A unit of work that changes state records in its own transaction (the entry commits with the
+    change) and is committed here, at once. The sequencer's row lock is taken by the append and
+    must not be held while the response is serialised: FastAPI serialises a sync endpoint's answer
+    on the shared thread pool and runs the session's commit after that, so with more concurrent
+    writers than pool threads every thread would wait on the lock while its holder waited for a
+    thread (the exchange benchmark found this deadlock at 64 clients). Whatever the handler does
+    next only builds its answer; a later write would be a transaction of its own.
+
+    A read-only unit of work (declared with ``hub.db.begin_read_only``) has nothing to commit, so
+    its entry goes through the group committer and this call returns once it is durable: the
+    response that follows is never sent without its entry.
     """
     if session.info.get("read_only"):
         return runtime.audit.record([audit_event])[0]
-    return audit.record(session, runtime.audit_signer, audit_event)
+    receipt = audit.record(session, runtime.audit_signer, audit_event)
+    session.commit()
+    return receipt
+
+
+def record_after_commit(session: Session, runtime: Runtime, audit_event: AuditEvent) -> Receipt:
+    """Commit the unit of work's bookkeeping, then record ``audit_event`` through the group committer.
+
+    For high-rate calls that disclose data and write only bookkeeping (a fetch's quota count and the
+    promised copy's row): their commits run side by side (PostgreSQL flushes concurrent commits
+    together) and their entries share group commits, instead of each holding the sequencer through
+    its own commit. The answer is still sent only after the entry is durable. If the entry cannot
+    be written the caller gets the error and no data; what was committed is inert (a quota call
+    spent, a copy whose id nobody was told).
+    """
+    session.commit()
+    return runtime.audit.record([audit_event])[0]
 
 
 def holder_ref(runtime: Runtime, holder_type: str, holder_code: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -22,7 +22,8 @@ from hub.keys import service as keys
 from hub.runtime import Runtime
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
+    """Async on purpose: FastAPI runs a plain ``def`` dependency on the thread pool, a hop per call for a lookup."""
     runtime: Runtime = request.app.state.runtime
     return runtime
 
@@ -31,6 +32,22 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})  # RFC 9110 §9.2.1
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def read_only(endpoint: _F) -> _F:
+    """Mark a POST endpoint whose unit of work changes nothing (its only write is its audit entry).
+
+    Its session begins read-only like a GET's, so the entry goes through the group committer: many
+    concurrent calls share one durable commit instead of queueing on the sequencer one by one.
+    """
+    endpoint.__dict__["read_only_unit_of_work"] = True
+    return endpoint
+
+
+def _declared_read_only(request: Request) -> bool:
+    endpoint = request.scope.get("endpoint")
+    return request.method in SAFE_METHODS or bool(getattr(endpoint, "read_only_unit_of_work", False))
 
 
 def get_session(request: Request, runtime: RuntimeDep) -> Iterator[Session]:
@@ -42,7 +59,7 @@ def get_session(request: Request, runtime: RuntimeDep) -> Iterator[Session]:
     """
     try:
         with runtime.session_scope() as session:
-            if request.method in SAFE_METHODS:
+            if _declared_read_only(request):
                 begin_read_only(session)
             yield session
     except DomainError as exc:

@@ -285,10 +285,36 @@ def purge_spent_assertions(session: Session, now: datetime | None = None) -> int
 class PublicKeyCache:
     """Verification keys by (purpose, kid); rows are re-read after ``ttl`` so retirement is seen."""
 
+    MAX_TOKENS = 10_000  # verified access tokens remembered; a full table is emptied (clients re-verify once)
+
     def __init__(self, ttl_seconds: float = 30.0) -> None:
         self._ttl = ttl_seconds
         self._entries: dict[tuple[str, str], tuple[float, Any | None]] = {}
         self._lock = threading.Lock()
+        self._tokens: dict[str, tuple[float, tokens.AccessClaims]] = {}
+
+    def verified(self, token: str) -> tokens.AccessClaims | None:
+        """Claims of ``token`` if its signature was checked here within ``ttl`` and it has not expired.
+
+        A client sends the same access token on every call until it expires; checking its ES256
+        signature each time was the largest single cost of an authenticated call. Remembering the
+        verdict for at most ``ttl`` keeps the guarantee the key cache already gives: a retired key
+        stops being accepted within ``ttl``. Expiry is checked on every call.
+        """
+        hit = self._tokens.get(token)
+        if hit is None:
+            return None
+        checked_at, claims = hit
+        if time.monotonic() - checked_at >= self._ttl or claims.expires_at + tokens.CLOCK_SKEW_SECONDS <= time.time():
+            self._tokens.pop(token, None)
+            return None
+        return claims
+
+    def remember(self, token: str, claims: tokens.AccessClaims) -> None:
+        with self._lock:
+            if len(self._tokens) >= self.MAX_TOKENS:
+                self._tokens.clear()
+            self._tokens[token] = (time.monotonic(), claims)
 
     def resolve(self, session: Session, purpose: str, kid: str, overlap: timedelta) -> Any | None:
         now = time.monotonic()
@@ -307,13 +333,16 @@ class PublicKeyCache:
 
 def authenticate_bearer(session: Session, settings: Settings, cache: PublicKeyCache, token: str) -> tokens.AccessClaims:
     """Check an access token and that its client and department are still enabled."""
-    overlap = timedelta(seconds=settings.key_overlap_seconds)
-    claims = tokens.decode_access_token(
-        token,
-        resolve_key=lambda kid: cache.resolve(session, keys.ACCESS_TOKEN, kid, overlap),
-        issuer=settings.issuer,
-        audience=settings.api_audience,
-    )
+    claims = cache.verified(token)
+    if claims is None:
+        overlap = timedelta(seconds=settings.key_overlap_seconds)
+        claims = tokens.decode_access_token(
+            token,
+            resolve_key=lambda kid: cache.resolve(session, keys.ACCESS_TOKEN, kid, overlap),
+            issuer=settings.issuer,
+            audience=settings.api_audience,
+        )
+        cache.remember(token, claims)
     row = session.execute(
         select(ApiClient.active, Department.active)
         .join(Department, Department.code == ApiClient.department_code)

@@ -19,8 +19,9 @@ from audit.entries import Receipt
 from audit.models import AuditEntry
 from catalog import grant_check
 from catalog.models import Grant
+from hub import audited
 from hub.clock import utcnow
-from hub.exchange.models import Consent
+from hub.exchange.models import Consent, PurposeCopy
 from licences.models import Licence
 from tests.exchange.exchangekit import (
     BUSINESS_ITEMS,
@@ -303,3 +304,38 @@ def test_the_quota_refuses_the_call_after_the_last_and_says_when_to_retry(ex: Ex
         from catalog.workdays import local_day
 
         assert grant_check.usage(session, grant.id, local_day(utcnow())) == 2
+
+
+def test_verify_checks_and_fetches_share_group_commits_and_leave_no_open_transaction(ex: ExchangeKit) -> None:
+    """Verify and materials check are read-only units of work; a fetch commits its bookkeeping, then its entry.
+
+    Either way the entry comes from the group committer, so no request holds the sequencer's row lock while
+    FastAPI serialises its answer on the shared thread pool (the deadlock the exchange benchmark found).
+    """
+    committer = ex.kit.runtime.audit
+    verifier = ex.consumer
+    calls = (
+        ("/v1/exchange/verify", {"certificate_identifier": ex.company_licence["certificate_identifier"]}),
+        ("/v1/exchange/materials-check", {"matter_code": MATTER, "holder": ex.fetch_body()["holder"]}),
+        ("/v1/exchange/fetch", ex.fetch_body()),
+    )
+    for path, body in calls:
+        before = committer.entries
+        answer = ex.kit.client.post(path, json=body, headers=verifier.headers)
+        assert answer.status_code == 200, answer.text
+        assert committer.entries == before + 1, path  # written by the committer, not in the request's transaction
+        (entry,) = _entries(ex, leaf_index=answer.json()["receipt"]["leaf_index"])
+        assert entry.outcome == "ok"
+    copy_id = answer.json()["file_url"].rsplit("/", 1)[1]
+    with ex.kit.runtime.session_scope() as session:  # the fetch's own commit: the promised copy is there
+        assert session.get(PurposeCopy, copy_id) is not None
+
+
+def test_a_state_changing_record_ends_its_transaction(ex: ExchangeKit) -> None:
+    runtime = ex.kit.runtime
+    with runtime.session_scope() as session:
+        event = audited.event(action="test.state.changed", outcome="ok", actor_type="system", actor="test")
+        receipt = audited.record(session, runtime, event)
+        assert not session.in_transaction()  # committed at once: the sequencer's lock is already released
+    (entry,) = _entries(ex, leaf_index=receipt.leaf_index)
+    assert entry.action == "test.state.changed"

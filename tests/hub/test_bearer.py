@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import time
 from datetime import timedelta
 from typing import Any
@@ -184,3 +185,31 @@ def test_retired_key_past_overlap_is_no_longer_trusted(client: TestClient, runti
     runtime.key_cache = type(runtime.key_cache)()  # another process, with nothing cached
     assert old_kid not in {k["kid"] for k in client.get("/.well-known/jwks.json").json()["keys"]}
     assert departments(client, old_token).json()["code"] == "token_invalid"
+
+
+def test_a_remembered_token_is_only_that_exact_token_and_still_expires(client: TestClient, runtime: Runtime) -> None:
+    token, api_client = get_token(client, runtime, "licence:read")
+    assert departments(client, token).json()["code"] == "scope_missing"  # verified once, now remembered
+    assert runtime.key_cache.verified(token) is not None
+    header, payload, _ = token.split(".")
+    claims = jwt.decode(token, options={"verify_signature": False}) | {"scope": "admin"}
+    forged = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+    assert departments(client, f"{header}.{forged}.{token.split('.')[2]}").json()["code"] == "token_invalid"
+    assert departments(client, f"{header}.{payload}.{'A' * 86}").json()["code"] == "token_invalid"
+
+    short = hub_signed(runtime, api_client, ttl_seconds=1, now=int(time.time()) - tokens.CLOCK_SKEW_SECONDS)
+    assert departments(client, short).status_code == 200  # admin scope, still inside the leeway
+    time.sleep(1.1)
+    assert departments(client, short).json()["code"] == "token_expired"  # the remembered verdict is not reused
+
+
+def test_the_verdict_is_forgotten_after_the_key_cache_ttl(runtime: Runtime) -> None:
+    claims = tokens.AccessClaims(
+        client_id="c", department_code="d", scopes=frozenset({"admin"}), jti="j", expires_at=int(time.time()) + 600
+    )
+    cache = type(runtime.key_cache)(ttl_seconds=0.05)
+    cache.remember("token", claims)
+    assert cache.verified("token") == claims
+    assert cache.verified("other") is None
+    time.sleep(0.06)
+    assert cache.verified("token") is None  # re-verified, so a retired key stops working within the ttl

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from catalog.models import Matter
 from hub import audited
-from hub.api.deps import BearerDep, RuntimeDep, SessionDep
+from hub.api.deps import BearerDep, RuntimeDep, SessionDep, read_only
 from hub.api.schemas import ReceiptOut, Strict
 from hub.clock import utcnow
 from hub.errors import DomainError
@@ -96,6 +96,7 @@ def _mark_refused(exc: DomainError, caller: AccessClaims, action: str, **fields:
 
 
 @router.post("/verify")
+@read_only
 def verify_licence(body: VerifyRequest, session: SessionDep, runtime: RuntimeDep, caller: VerifierDep) -> VerifyOut:
     """Status and validity of a licence named by identifier, presentation token or file SHA-256; no face data."""
     try:
@@ -282,7 +283,7 @@ def fetch_licence(body: FetchIn, session: SessionDep, runtime: RuntimeDep, calle
         resource_code=fetched.decision.resource_code, fields=tuple(fetched.fields),
         extra={"grant_id": fetched.decision.grant_id, "copy_id": fetched.copy.id}, **stated,
     )  # fmt: skip
-    receipt = ReceiptOut(**audited.record(session, runtime, event).to_json())
+    receipt = ReceiptOut(**audited.record_after_commit(session, runtime, event).to_json())
     projected = metadata(licence) | {"face": {key: licence.face[key] for key in fetched.fields if key in licence.face}}
     public = runtime.settings.public_url.rstrip("/")
     return FetchOut(
@@ -294,6 +295,7 @@ def fetch_licence(body: FetchIn, session: SessionDep, runtime: RuntimeDep, calle
 
 
 @router.post("/materials-check")
+@read_only
 def materials_check(
     body: MaterialsCheckIn, session: SessionDep, runtime: RuntimeDep, caller: CheckCallerDep
 ) -> MaterialsCheckOut:

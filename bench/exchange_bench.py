@@ -1,0 +1,367 @@
+"""Exchange benchmark (issue 7): ``POST /v1/exchange/verify`` and ``/fetch`` under 64 concurrent clients.
+
+Run through ``python -m bench --only exchange`` (``--quick``: 3 s wrk runs). One hub on a throwaway PostgreSQL
+database, seeded with the demo (departments, the 营业执照 type, the consumer's matter and grant, the platform
+seal), then 100,000 营业执照 licences of distinct companies written with COPY (the calls under test read
+licences; issuing them one by one through the sealer is the licence benchmark's business). wrk keeps 64
+connections busy, each request naming a different licence taken from a shuffled sample, against:
+
+- a bare FastAPI ``POST /json`` (parses and validates a JSON body, answers JSON) served with the same uvicorn
+  settings, measured before and after the hub in the same run: the ratios' denominator;
+- verify by identifier and fetch by identifier (matter, case number, officer, holder), every call durably
+  audited; after each run the audit log must hold at least one ``ok`` entry per 2xx answer.
+
+Then the log grows to 1,000,000 licences and verify and fetch run again; the p50 must not grow more than 20 %.
+Targets: verify ≥ 0.5 and fetch ≥ 0.3 of bare, p99 < 50 ms.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import os
+import random
+import secrets
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+
+from bench import hub_setup, report
+from bench.cpu import load_average
+from bench.loadgen import ensure_wrk, wrk_version
+from bench.scenarios import Measurement, Run, log, measure
+from bench.servers import free_port, hub_command, serving, uvicorn_bare_command
+
+HEADING = "# licence-hub exchange benchmark"
+CONNECTIONS = 64
+THREADS = 2
+FIRST_SIZE = 100_000
+SECOND_SIZE = 1_000_000
+SAMPLE = 20_000  # request bodies per run (distinct licences), cycled by wrk
+WARM = 300
+TARGETS = {"verify_ratio": 0.5, "fetch_ratio": 0.3, "p99_ms": 50.0, "p50_growth": 0.20}
+VERIFIED, FETCHED = "exchange.licence.verified", "exchange.licence.fetched"
+JSON = "application/json"
+CONSUMER = "临江市人力资源和社会保障局"
+ISSUER = "临江市市场监督管理局"
+MATTER_SUFFIX = "ZYDJ-001"  # hub/demo.py: 用人单位就业登记, satisfied by 营业执照 under a grant without consent
+COPY_BATCH = 50_000
+
+
+@dataclass(frozen=True)
+class Seeded:
+    database_url: str  # psycopg form
+    client_id: str
+    client_secret: str
+    matter_code: str
+    template: dict[str, Any]  # the demo 营业执照 row the bulk licences are modelled on
+
+
+def _settings(env: dict[str, str]) -> Any:
+    from hub.settings import Settings  # noqa: PLC0415 - hub imports read the environment
+
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)
+    try:
+        return Settings()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def seed(env: dict[str, str]) -> Seeded:
+    """The demo seeded in-process: departments, clients, types, matters, grants and the platform seal."""
+    from hub.demo import seed_demo  # noqa: PLC0415
+    from hub.runtime import build_runtime  # noqa: PLC0415
+
+    settings = _settings(env)
+    runtime = build_runtime(settings)
+    try:
+        credentials, _ = seed_demo(runtime)
+    finally:
+        runtime.close()
+    consumer = next(d for d in credentials["departments"] if d["name"] == CONSUMER)
+    issuer = next(d for d in credentials["departments"] if d["name"] == ISSUER)
+    matter = next(s["matter_code"] for s in credentials["scenarios"] if s["matter_code"].endswith(MATTER_SUFFIX))
+    url = settings.resolved_database_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    with psycopg.connect(url) as conn, conn.cursor(row_factory=psycopg.rows.dict_row) as cur:
+        cur.execute(
+            "SELECT * FROM licences WHERE issuer_code = %s AND type_name = '营业执照' ORDER BY pk LIMIT 1",
+            (issuer["code"],),
+        )
+        template = cur.fetchone()
+    if template is None:
+        raise RuntimeError("the demo issued no 营业执照")
+    return Seeded(url, consumer["client_id"], consumer["client_secret"], matter, dict(template))
+
+
+def _company(n: int) -> tuple[str, str]:
+    from hub.codes import make_uscc  # noqa: PLC0415
+
+    return make_uscc("9", "1", "330100", f"B{n:07d}"), f"临江市交换基准第{n}商贸有限公司"
+
+
+def _identifier(template: dict[str, Any], n: int) -> str:
+    from licences.identifiers import make_identifier  # noqa: PLC0415
+
+    return str(make_identifier(template["type_code"], template["issuer_code"], f"9{n:09d}"))
+
+
+def _rows(template: dict[str, Any], first: int, count: int) -> Iterator[tuple[Any, ...]]:
+    now = dt.datetime.now(dt.UTC)
+    face = dict(template["face"])
+    for n in range(first, first + count):
+        code, name = _company(n)
+        row_face = face | {"unified_social_credit_code": code, "name": name}
+        yield (
+            secrets.token_hex(16), _identifier(template, n), f"9{n:09d}", "001", template["type_code"],
+            template["issuer_code"], template["certificate_name"], template["type_name"], template["issuer_name"],
+            f"BENCH{n:010d}", "001", code, name, template["area_code"], template["issue_date"],
+            template["validity_start"], template["validity_end"], json.dumps(row_face, ensure_ascii=False), "valid",
+            template["file_sha256"], template["seal_id"], now, now,
+        )  # fmt: skip
+
+
+_COLUMNS = (
+    "id, identifier, serial, version, type_code, issuer_code, certificate_name, type_name, issuer_name, "
+    "certificate_number, holder_type, holder_code, holder_name, area_code, issue_date, validity_start, "
+    "validity_end, face, status, file_sha256, seal_id, created_at, updated_at"
+)
+
+
+def bulk_licences(seeded: Seeded, first: int, count: int) -> float:
+    """COPY ``count`` valid 营业执照 rows (numbers ``first``…) in 50k-row transactions; then ANALYZE. Seconds."""
+    started = time.perf_counter()
+    with psycopg.connect(seeded.database_url) as conn:
+        for start in range(first, first + count, COPY_BATCH):
+            size = min(COPY_BATCH, first + count - start)
+            with conn.cursor() as cur, cur.copy(f"COPY licences ({_COLUMNS}) FROM STDIN") as copy:
+                for row in _rows(seeded.template, start, size):
+                    copy.write_row(row)
+            conn.commit()
+        conn.autocommit = True
+        conn.execute("ANALYZE licences")
+    return time.perf_counter() - started
+
+
+def _bodies(seeded: Seeded, size: int, path: Path, kind: str) -> Path:
+    """SAMPLE request bodies over licences 0…size-1, shuffled, one JSON document a line."""
+    rng = random.Random(f"{kind}-{size}")  # noqa: S311 - a reproducible sample, not a secret
+    numbers = rng.sample(range(size), SAMPLE)
+    with path.open("w") as fh:
+        for i, n in enumerate(numbers):
+            identifier = _identifier(seeded.template, n)
+            if kind == "verify":
+                body: dict[str, Any] = {"certificate_identifier": identifier}
+            else:
+                body = {
+                    "matter_code": seeded.matter_code, "case_number": f"LJ-BENCH-{size}-{i:06d}",
+                    "officer_id": "bench-officer-01", "holder": {"type": "001", "code": _company(n)[0]},
+                    "certificate_identifier": identifier,
+                }  # fmt: skip
+            fh.write(json.dumps(body, ensure_ascii=False) + "\n")
+    return path
+
+
+def _token(base_url: str, seeded: Seeded) -> str:
+    basic = base64.b64encode(f"{seeded.client_id}:{seeded.client_secret}".encode()).decode()
+    answer = httpx.post(
+        f"{base_url}/oauth/token",
+        data={"grant_type": "client_credentials", "scope": "exchange:fetch exchange:verify"},
+        headers={"Authorization": f"Basic {basic}"},
+        timeout=30,
+    )
+    answer.raise_for_status()
+    return str(answer.json()["access_token"])
+
+
+def _warm(base_url: str, path: str, bodies: Path, headers: dict[str, str]) -> None:
+    """A few hundred calls first: every one must be 200 (the grant, the licences and the token all work)."""
+    with httpx.Client(base_url=base_url, headers=headers | {"Content-Type": JSON}, timeout=30) as client:
+        for line in bodies.read_text().splitlines()[:WARM]:
+            answer = client.post(path, content=line.encode())
+            if answer.status_code != 200:
+                raise RuntimeError(f"{path} answered {answer.status_code}: {answer.text[:500]}")
+
+
+def _audited_ok(seeded: Seeded, action: str) -> int:
+    with psycopg.connect(seeded.database_url) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM audit_entries WHERE action = %s AND outcome = 'ok'", (action,)
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _load(run: Run, server: Any, path: str, bodies: Path, headers: dict[str, str]) -> Measurement:
+    return measure(
+        run, server, path, headers=headers | {"Content-Type": JSON}, script="post_lines.lua",
+        script_args=[str(bodies)], connections=CONNECTIONS, threads=THREADS,
+    )  # fmt: skip
+
+
+def _bare(run: Run, tmp: Path, name: str) -> Measurement:
+    bodies = tmp / "bare-bodies.jsonl"
+    if not bodies.exists():
+        with bodies.open("w") as fh:
+            for n in range(SAMPLE):
+                fh.write(json.dumps({"certificate_identifier": f"1.2.156.3005.2.BARE.{n}"}) + "\n")
+    port = free_port()
+    env = dict(os.environ)
+    with serving(name, uvicorn_bare_command(port), port=port, env=env, log_dir=tmp, ready_path="/ping") as server:
+        _warm(server.base_url, "/json", bodies, {})
+        return _load(run, server, "/json", bodies, {})
+
+
+@dataclass
+class Call:
+    name: str
+    path: str
+    action: str
+
+
+CALLS = (Call("verify", "/v1/exchange/verify", VERIFIED), Call("fetch", "/v1/exchange/fetch", FETCHED))
+
+
+def _measure_size(
+    run: Run, server: Any, seeded: Seeded, size: int, headers: dict[str, str]
+) -> dict[str, tuple[Measurement, int, int]]:
+    """Verify and fetch at one log size: (measurement, 2xx answers, ok audit entries written meanwhile)."""
+    out = {}
+    for call in CALLS:
+        bodies = _bodies(seeded, size, run.tmp / f"{call.name}-{size}.jsonl", call.name)
+        before = _audited_ok(seeded, call.action)
+        _warm(server.base_url, call.path, bodies, headers)
+        measured = _load(run, server, call.path, bodies, headers)
+        audited = _audited_ok(seeded, call.action) - before
+        answered = WARM + measured.wrk.requests - measured.wrk.non_2xx
+        out[call.name] = (measured, answered, audited)
+        if server.process.poll() is not None:
+            raise RuntimeError(f"the hub died during {call.name}:\n{server.log_tail()}")
+    return out
+
+
+def _row(measured: Measurement, bare_rps: float, answered: int, audited: int) -> dict[str, Any]:
+    return measured.as_dict(bare_rps) | {"answered_2xx": answered, "audited_ok": audited,
+                                         "unaudited": max(0, answered - audited)}  # fmt: skip
+
+
+def run_exchange(run: Run, database_url: str) -> dict[str, Any]:
+    opening = _bare(run, run.tmp, "bare-exchange")
+    port = free_port()
+    env = hub_setup.hub_environment(run.tmp / "data", port, database_url) | {
+        # the burst limiter would answer 429 to one client at 64 connections; the grant has no daily quota
+        "HUB_EXCHANGE_CLIENT_BURST": "100000", "HUB_EXCHANGE_CLIENT_RATE_PER_SECOND": "100000",
+    }  # fmt: skip
+    hub_setup.run_init(env, run.tmp)
+    log("exchange: seeding the demo")
+    seeded = seed(env)
+    log(f"exchange: COPY {FIRST_SIZE:,} licences")
+    loads = {"first_s": round(bulk_licences(seeded, 0, FIRST_SIZE), 1)}
+    sizes: dict[int, dict[str, tuple[Measurement, int, int]]] = {}
+    with serving("hub-exchange", hub_command(port), port=port, env=env, log_dir=run.tmp, ready_path="/readyz") as hub:
+        headers = {"Authorization": f"Bearer {_token(hub.base_url, seeded)}"}
+        sizes[FIRST_SIZE] = _measure_size(run, hub, seeded, FIRST_SIZE, headers)
+        log(f"exchange: COPY {SECOND_SIZE - FIRST_SIZE:,} more licences")
+        loads["second_s"] = round(bulk_licences(seeded, FIRST_SIZE, SECOND_SIZE - FIRST_SIZE), 1)
+        sizes[SECOND_SIZE] = _measure_size(run, hub, seeded, SECOND_SIZE, headers)
+    closing = _bare(run, run.tmp, "bare-exchange-closing")
+    bare = (opening.rps + closing.rps) / 2
+    results: dict[str, Any] = {
+        f"licences_{size}": {name: _row(m, bare, answered, audited) for name, (m, answered, audited) in calls.items()}
+        for size, calls in sizes.items()
+    }
+    first, second = sizes[FIRST_SIZE], sizes[SECOND_SIZE]
+    growth = {name: round(second[name][0].wrk.p50_ms / first[name][0].wrk.p50_ms - 1, 3) for name in first}
+    ratios = {name: round(first[name][0].rps / bare, 3) for name in first}
+    p99 = max(m.wrk.p99_ms for calls in sizes.values() for m, _, _ in calls.values())
+    met = {
+        "verify_ratio": ratios["verify"] >= TARGETS["verify_ratio"],
+        "fetch_ratio": ratios["fetch"] >= TARGETS["fetch_ratio"],
+        "p99_ms": p99 < TARGETS["p99_ms"],
+        "p50_growth": all(g <= TARGETS["p50_growth"] for g in growth.values()),
+    }
+    errors = sum(m.wrk.errors for calls in sizes.values() for m, _, _ in calls.values())
+    unaudited = sum(max(0, a - b) for calls in sizes.values() for _, a, b in calls.values())
+    return {
+        "bare_json_rps": round(bare, 1),
+        "bare": {"opening": opening.as_dict(bare), "closing": closing.as_dict(bare)},
+        "bulk_load_s": loads,
+        **results,
+        "ratios_at_100k": ratios,
+        "p50_growth_100k_to_1m": growth,
+        "worst_p99_ms": p99,
+        "targets": TARGETS,
+        "target_met": met,
+        "errors": errors,
+        "unaudited": unaudited,
+    }
+
+
+def run(*, quick: bool, duration_s: int, skip_postgresql: bool = False) -> dict[str, Any]:
+    started = time.perf_counter()
+    wrk = ensure_wrk()
+    summary: dict[str, Any] = {
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "machine": report.machine_info(wrk_version(wrk)),
+        "quick": quick,
+        "wrk": f"{THREADS} threads, {CONNECTIONS} connections, {duration_s} s per run",
+        "load_average_start": load_average(),
+    }
+    up, detail = hub_setup.postgres_available()
+    if skip_postgresql or not up:
+        summary["skipped"] = "--skip-postgresql" if skip_postgresql else f"PostgreSQL: {detail}"
+        summary["failures"] = 0
+        return summary
+    summary["postgresql_server"] = detail
+    with tempfile.TemporaryDirectory(prefix="licencehub-exchange-bench-") as tmp, hub_setup.throwaway_database() as url:
+        summary |= run_exchange(Run(wrk, duration_s, Path(tmp)), url)
+    summary["failures"] = summary["errors"] + summary["unaudited"]
+    summary["load_average_end"] = load_average()
+    summary["elapsed_s"] = round(time.perf_counter() - started, 1)
+    return summary
+
+
+def _bare_runs(summary: dict[str, Any]) -> str:
+    return f"opening {summary['bare']['opening']['rps']}, closing {summary['bare']['closing']['rps']}"
+
+
+def render(summary: dict[str, Any]) -> str:
+    """The Markdown section of bench/RESULTS.md."""
+    intro = (
+        "Verify and fetch through the whole HTTP stack (uvicorn, one worker, PostgreSQL), every call durably audited, "
+        f"{CONNECTIONS} wrk connections, against a bare FastAPI `POST /json` served the same way in the same run "
+        "(ratios to the mean of its opening and closing runs). Regenerate with `.venv/bin/python -m bench --only "
+        "exchange`."
+    )
+    lines = [HEADING, "", intro, ""]
+    if "skipped" in summary:
+        return "\n".join([*lines, f"Skipped: {summary['skipped']}", ""])
+    lines += [
+        f"- date {summary['date']}, PostgreSQL {summary['postgresql_server']}, {summary['wrk']}",
+        f"- bare `POST /json`: {summary['bare_json_rps']} req/s ({_bare_runs(summary)})",
+        f"- bulk load: {summary['bulk_load_s']}", "",
+        "| licences | call | req/s | × bare | p50 ms | p99 ms | errors | 2xx | ok entries | server CPU ms/req |",
+        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]  # fmt: skip
+    for size in (FIRST_SIZE, SECOND_SIZE):
+        for name, row in summary[f"licences_{size}"].items():
+            lines.append(
+                f"| {size:,} | {name} | {row['rps']} | {row['ratio_to_bare']} | {row['p50_ms']} | {row['p99_ms']} | "
+                f"{row['errors']} | {row['answered_2xx']} | {row['audited_ok']} | {row['server_cpu_ms_per_req']} |"
+            )
+    met = summary["target_met"]
+    lines += [
+        "",
+        f"- targets {summary['targets']}: {met}",
+        f"- ratios at 100k: {summary['ratios_at_100k']}; p50 growth 100k → 1M: {summary['p50_growth_100k_to_1m']}",
+        "",
+    ]
+    return "\n".join(lines)
