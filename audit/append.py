@@ -7,6 +7,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
 import psycopg
 import rfc8785
@@ -72,6 +73,12 @@ def _row(event: AuditEvent, body: bytes, leaf_hash: bytes, leaf_index: int, inte
     )  # fmt: skip
 
 
+def _copy_rows(connection: psycopg.Connection[Any], rows: list[tuple[object, ...]]) -> None:
+    with connection.cursor() as cursor, cursor.copy(_COPY) as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
 def _insert(session: Session, rows: list[tuple[object, ...]]) -> None:
     """Insert entry rows in the session's transaction.
 
@@ -84,11 +91,51 @@ def _insert(session: Session, rows: list[tuple[object, ...]]) -> None:
         if not isinstance(connection, psycopg.Connection):
             msg = "the PostgreSQL dialect runs on psycopg 3 (postgresql+psycopg://)"
             raise TypeError(msg)
-        with connection.cursor() as cursor, cursor.copy(_COPY) as copy:
-            for row in rows:
-                copy.write_row(row)
+        _copy_rows(connection, rows)
         return
     session.execute(insert(AuditEntry), [dict(zip(_COLUMNS, row, strict=True)) for row in rows])
+
+
+def _prepared(events: Sequence[AuditEvent]) -> tuple[list[bytes], list[bytes]]:
+    """Entry bodies (RFC 8785) and leaf hashes, computed before the sequencer is taken: keep its lock short."""
+    bodies = [canonical(event.to_entry()) for event in events]
+    return bodies, [entry_leaf_hash(body) for body in bodies]
+
+
+def _sequenced_rows(
+    events: Sequence[AuditEvent], bodies: list[bytes], hashes: list[bytes], first: int
+) -> tuple[list[tuple[object, ...]], list[Sequenced]]:
+    integrated_time = int(time.time())
+    rows = [
+        _row(event, body, leaf_hash, first + offset, integrated_time)
+        for offset, (event, body, leaf_hash) in enumerate(zip(events, bodies, hashes, strict=True))
+    ]
+    return rows, [Sequenced(first + i, leaf_hash, integrated_time) for i, leaf_hash in enumerate(hashes)]
+
+
+_SEQUENCE = "UPDATE audit_state SET next_index = next_index + %s WHERE id = %s RETURNING next_index"
+
+
+def append_direct(connection: psycopg.Connection[Any], events: Sequence[AuditEvent]) -> list[Sequenced]:
+    """:func:`append` on a plain psycopg connection (PostgreSQL): the group committer's own path.
+
+    The same sequencer statement and the same rows, without a Session, an ORM bulk update and insert
+    and a pooled checkout per batch: that machinery cost the committer more than the database did
+    (about 1 ms of CPU per batch, the whole budget of a 1,000-entry/s writer). Durable when the
+    caller commits ``connection``.
+    """
+    if not events:
+        return []
+    bodies, hashes = _prepared(events)
+    with connection.cursor() as cursor:
+        cursor.execute(_SEQUENCE, (len(events), STATE_ROW))
+        row = cursor.fetchone()
+    if row is None:
+        msg = "the audit log has no state row: run licence-hub init"
+        raise RuntimeError(msg)
+    rows, sequenced = _sequenced_rows(events, bodies, hashes, int(row[0]) - len(events))
+    _copy_rows(connection, rows)
+    return sequenced
 
 
 def append(session: Session, events: Sequence[AuditEvent]) -> list[Sequenced]:
@@ -100,8 +147,7 @@ def append(session: Session, events: Sequence[AuditEvent]) -> list[Sequenced]:
     """
     if not events:
         return []
-    bodies = [canonical(event.to_entry()) for event in events]  # before the lock: keep it short
-    hashes = [entry_leaf_hash(body) for body in bodies]
+    bodies, hashes = _prepared(events)
     end = session.execute(
         update(AuditState)
         .where(AuditState.id == STATE_ROW)
@@ -109,13 +155,6 @@ def append(session: Session, events: Sequence[AuditEvent]) -> list[Sequenced]:
         .returning(AuditState.next_index)
         .execution_options(synchronize_session=False)
     ).scalar_one()
-    first = int(end) - len(events)
-    integrated_time = int(time.time())
-    _insert(
-        session,
-        [
-            _row(event, body, leaf_hash, first + offset, integrated_time)
-            for offset, (event, body, leaf_hash) in enumerate(zip(events, bodies, hashes, strict=True))
-        ],
-    )
-    return [Sequenced(first + i, leaf_hash, integrated_time) for i, leaf_hash in enumerate(hashes)]
+    rows, sequenced = _sequenced_rows(events, bodies, hashes, int(end) - len(events))
+    _insert(session, rows)
+    return sequenced

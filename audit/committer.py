@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
 from collections.abc import Callable, Sequence
+from typing import Any
 
+import psycopg
 from sqlalchemy.orm import Session, sessionmaker
 
-from audit.append import AuditSigner, Sequenced, append
+from audit.append import AuditSigner, Sequenced, append, append_direct
 from audit.entries import AuditEvent, Receipt
 from hub.errors import ServiceUnavailable
 
@@ -71,8 +74,16 @@ class GroupCommitter:
         *,
         max_batch: int = 2000,
         wait_seconds: float = 30.0,
+        dsn: str | None = None,
     ) -> None:
+        """Batches append through ``session_factory``, or through a plain connection when ``dsn`` is given.
+
+        ``dsn`` is a PostgreSQL connection string: the writer thread then keeps one psycopg connection of
+        its own and appends with :func:`audit.append.append_direct`.
+        """
         self._sessions = session_factory
+        self._dsn = dsn
+        self._connection: psycopg.Connection[Any] | None = None
         self._signer = signer
         self._max_batch = max_batch
         self._wait = wait_seconds
@@ -104,6 +115,8 @@ class GroupCommitter:
                 self._queue.put(None)
         if thread is not None:
             thread.join(timeout=10)
+            if not thread.is_alive():
+                self._discard_connection()
 
     def _ensure_thread(self) -> None:
         """Start the writer thread if it is not running; the caller holds ``_start_lock``."""
@@ -126,6 +139,30 @@ class GroupCommitter:
             count += len(item[0])
         return batch, stop
 
+    def _commit(self, events: list[AuditEvent]) -> list[Sequenced]:
+        """Append ``events`` in one transaction and commit it; raise if it is not durable."""
+        if self._dsn is None:
+            with self._sessions() as session:
+                sequenced = append(session, events)
+                session.commit()
+            return sequenced
+        if self._connection is None or self._connection.closed:
+            self._connection = psycopg.connect(self._dsn, connect_timeout=5)
+        connection = self._connection
+        try:
+            sequenced = append_direct(connection, events)
+            connection.commit()
+        except BaseException:
+            self._discard_connection()  # a dead or aborted connection is replaced on the next batch
+            raise
+        return sequenced
+
+    def _discard_connection(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            with contextlib.suppress(psycopg.Error):
+                connection.close()
+
     def _run(self) -> None:
         stop = False
         while not stop:
@@ -135,9 +172,7 @@ class GroupCommitter:
             batch, stop = self._gather(first)
             events = [event for item in batch for event in item[0]]
             try:
-                with self._sessions() as session:
-                    sequenced = append(session, events)
-                    session.commit()
+                sequenced = self._commit(events)
             except Exception as exc:  # noqa: BLE001 - every waiting caller learns the batch failed
                 log.warning("audit batch failed", extra={"entries": len(events), "error": type(exc).__name__})
                 for _, waiter in batch:

@@ -107,7 +107,10 @@ def _drive(
 
 def _committer(backend: Backend) -> GroupCommitter:
     signer = backend.runtime.audit_signer
-    return GroupCommitter(backend.runtime.audit_session_factory or backend.runtime.session_factory, lambda: signer)
+    runtime = backend.runtime
+    return GroupCommitter(
+        runtime.audit_session_factory or runtime.session_factory, lambda: signer, dsn=runtime.audit_dsn
+    )
 
 
 def _committer_thread_cpu_s() -> float:

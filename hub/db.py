@@ -74,7 +74,11 @@ def make_engine(url: str, *, sqlite_busy_seconds: float = 10.0, **kwargs: Any) -
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
-    kwargs.setdefault("pool_pre_ping", True)
+    # No pre-ping: it cost a round trip on every checkout (every request). After a database restart the
+    # first statement on a dead connection fails (503 with Retry-After); SQLAlchemy then invalidates the
+    # whole pool, so the next request reconnects. Connections are also recycled after 30 minutes.
+    kwargs.setdefault("pool_pre_ping", False)
+    kwargs.setdefault("pool_recycle", 1800)
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 10)
     return create_engine(url, **kwargs)

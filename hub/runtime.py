@@ -43,6 +43,8 @@ class Runtime:
     key_cache: PublicKeyCache = field(default_factory=PublicKeyCache)
     # Sessions for the audit group committer; None means the ordinary session factory.
     audit_session_factory: sessionmaker[Session] | None = None
+    # PostgreSQL: the committer's own plain connection (libpq DSN); None means it appends through sessions.
+    audit_dsn: str | None = None
 
     @cached_property
     def master_keys(self) -> MasterKeyRing:
@@ -134,7 +136,9 @@ class Runtime:
     @cached_property
     def audit(self) -> GroupCommitter:
         """Durable audit appends in their own (shared) transaction: reads, disclosures and denials."""
-        return GroupCommitter(self.audit_session_factory or self.session_factory, lambda: self.audit_signer)
+        return GroupCommitter(
+            self.audit_session_factory or self.session_factory, lambda: self.audit_signer, dsn=self.audit_dsn
+        )
 
     def close(self) -> None:
         """Drain the audit committer and close every connection pool this runtime opened."""
@@ -163,19 +167,17 @@ class Runtime:
 def build_runtime(settings: Settings) -> Runtime:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.resolved_database_url)
-    audit_sessions = None
+    audit_dsn = None
     if engine.dialect.name == "postgresql":
-        # The committer's one writer thread keeps its own connection: no pool pre-ping round trip
-        # per batch (a third of its time in the benchmark); a dead connection fails one batch (503)
-        # and is replaced on the next.
-        audit_engine = make_engine(settings.resolved_database_url, pool_pre_ping=False, pool_size=1, max_overflow=1)
-        audit_sessions = make_session_factory(audit_engine)
+        # The committer's one writer thread keeps its own plain psycopg connection: no pool pre-ping
+        # and no ORM per batch; a dead connection fails one batch (503) and is replaced on the next.
+        audit_dsn = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
     return Runtime(
         settings=settings,
         engine=engine,
         session_factory=make_session_factory(engine),
         storage=open_blob_store(settings.resolved_storage_url),
-        audit_session_factory=audit_sessions,
+        audit_dsn=audit_dsn,
     )
 
 

@@ -90,6 +90,9 @@ class Settings(BaseSettings):
     exchange_notice_window_days: int = Field(default=365, ge=1, le=3650)
     # Each API client may make ``burst`` exchange calls at once, refilled at ``rate`` a second (token bucket,
     # shared through Redis when the broker is Redis); beyond that 429 client_rate_limited with Retry-After.
+    # Requests inside the application at once (hub.api.admission); the rest wait on the event loop. Keep it at
+    # or below the database pool (10 + 10 overflow) and the thread pool (40).
+    max_concurrent_requests: int = Field(default=10, ge=1, le=1000)
     exchange_client_burst: int = Field(default=60, ge=1, le=100_000)
     exchange_client_rate_per_second: float = Field(default=20.0, gt=0, le=100_000)
 

@@ -11,6 +11,12 @@ extras=""
 # the SoftHSM2 PKCS#11 token (seal keys in an HSM), Noto CJK fonts (seal images, licence PDFs) and
 # openssl (cms/ts verification in tests).
 packages=(poppler-utils qpdf libnss3-tools softhsm2 fonts-noto-cjk openssl)
+# The browser tests drive Debian's Chromium through Playwright (browser downloads are not possible here)
+# and check accessibility with axe-core from the npm registry (needs node and npm).
+if [[ -n "$extras" ]]; then
+  packages+=(chromium)
+  command -v npm >/dev/null || packages+=(nodejs npm)
+fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -34,4 +40,8 @@ if [[ ! -f "$stamp" || pyproject.toml -nt "$stamp" ]]; then
   .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
   .venv/bin/python -m pip install -q --disable-pip-version-check -e ".${extras}"
   touch "$stamp"
+fi
+
+if [[ -n "$extras" && ! -f tests/e2e/axe/node_modules/axe-core/axe.min.js ]]; then
+  (cd tests/e2e/axe && npm ci --no-audit --no-fund --silent)
 fi

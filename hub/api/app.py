@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry
 
+from hub.api.admission import AdmissionGate
 from hub.api.middleware import RequestContextMiddleware, RequestMetrics
 from hub.api.problems import install_problem_handlers
 from hub.api.routes import (
@@ -25,6 +28,7 @@ from hub.api.routes import (
     me,
     oauth,
     ops,
+    pages,
     pki,
     scan,
     seals,
@@ -64,8 +68,12 @@ def create_app(runtime: Runtime, *, start_scheduler: bool = False) -> FastAPI:
     set_runtime(runtime)  # in-process jobs (embedded mode, tests) run with the app's own runtime
     registry = CollectorRegistry()
     app.state.metrics_registry = registry
+    app.add_middleware(AdmissionGate, limit=settings.max_concurrent_requests)  # inside the request context
     app.add_middleware(RequestContextMiddleware, metrics=RequestMetrics(registry))
     install_problem_handlers(app)
+    # Routes are matched in order, one pattern at a time: the calls made most often come first.
+    app.include_router(exchange.router)
+    app.include_router(scan.router)
     app.include_router(ops.router)
     app.include_router(oauth.router)
     app.include_router(clients.router)
@@ -75,11 +83,11 @@ def create_app(runtime: Runtime, *, start_scheduler: bool = False) -> FastAPI:
     app.include_router(tsa.router)
     app.include_router(seals.router)
     app.include_router(verify.router)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=Path(__file__).parents[1] / "static"), name="static")
     app.include_router(licences.router)
     app.include_router(me.router)
-    app.include_router(scan.router)
     app.include_router(webhooks.router)
-    app.include_router(exchange.router)
     app.include_router(catalog_resources.router)
     app.include_router(catalog_matters.router)
     app.include_router(catalog_access.router)

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from conftest import create_pg_database, drop_pg_database
 from sqlalchemy import select
@@ -120,3 +121,22 @@ def test_a_closed_committer_refuses_new_entries_after_draining(live_runtime: Run
         committer.record([make_event(2)])
     with live_runtime.engine.connect() as conn:
         assert conn.execute(select(AuditEntry.leaf_index)).scalars().all() == [receipt.leaf_index]
+
+
+def test_a_dead_committer_connection_fails_one_batch_then_is_replaced(live_runtime: Runtime) -> None:
+    if live_runtime.audit_dsn is None:
+        pytest.skip("PostgreSQL only: SQLite's committer appends through sessions")
+    committer = live_runtime.audit
+    (first,) = committer.record([make_event(1)])
+    with live_runtime.engine.connect() as conn:  # an operator (or a failover) kills the committer's backend
+        pids = conn.exec_driver_sql(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).scalars()
+        for pid in pids:
+            conn.exec_driver_sql(f"SELECT pg_terminate_backend({int(pid)})")
+    with pytest.raises(psycopg.OperationalError):
+        committer.record([make_event(2)])  # the caller learns its entry is not durable: it must not answer
+    (second,) = committer.record([make_event(3)])  # a new connection, and no gap
+    assert (first.leaf_index, second.leaf_index) == (0, 1)
+    with live_runtime.engine.connect() as conn:
+        assert conn.execute(select(AuditEntry.leaf_index)).scalars().all() == [0, 1]

@@ -239,10 +239,11 @@ def create_batch(request: Request, session: SessionDep, runtime: RuntimeDep, cal
     session.flush()
     for first, last in batches.dispatch_ranges(session, batch.id, runtime.settings.batch_chunk_rows):
         after_commit(session, runtime.settings, "licences.batch.issue_chunk", batch_id=batch.id, first=first, last=last)
+    accepted = _batch_out(session, batch)  # before the commit below lets the chunk jobs start
     receipt = _receipt(
         session, runtime, caller, "licence.batch.created", extra={"batch_id": batch.id, "rows": str(batch.total)}
     )
-    return _batch_out(session, batch, receipt)
+    return accepted.model_copy(update={"receipt": receipt})
 
 
 def _read_stream(request: Request) -> Iterator[bytes]:

@@ -16,6 +16,7 @@ from fastapi.templating import Jinja2Templates
 
 from hub import audited
 from hub.api.deps import RuntimeDep, SessionDep
+from hub.api.routes.pages import PAGE_HEADERS
 from licences import holders
 
 router = APIRouter(tags=["public"])
@@ -50,7 +51,7 @@ def scan(
     )  # fmt: skip
     receipt = audited.record(session, runtime, event).to_json()
     body = result.to_json() | {"receipt": receipt}
-    headers = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+    headers = PAGE_HEADERS
     if "application/json" in accept and "text/html" not in accept:
         return JSONResponse(body, headers=headers)
     context = {"r": body, "tone": _VERDICT_CLASS.get(result.verdict, "bad")}

@@ -10,8 +10,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hub import audited
-from hub.api.deps import RuntimeDep, SessionDep
+from hub.api.deps import RuntimeDep, SessionDep, read_only
 from hub.errors import DomainError
+from hub.runtime import Runtime
 from licences.holders import live_status
 from licences.models import Licence
 from seals.models import Seal
@@ -28,7 +29,7 @@ class FileTooLarge(DomainError):
     title = f"A file to verify is at most {MAX_FILE_BYTES // (1024 * 1024)} MiB"
 
 
-def _read_capped(upload: UploadFile) -> bytes:
+def read_capped(upload: UploadFile) -> bytes:
     """Read at most MAX_FILE_BYTES + 1 bytes: an oversized upload is refused without buffering it all."""
     parts, size = [], 0
     while chunk := upload.file.read(_CHUNK):
@@ -40,6 +41,7 @@ def _read_capped(upload: UploadFile) -> bytes:
 
 
 @router.post("/file")
+@read_only
 def verify_file(
     file: Annotated[UploadFile, File(description="The sealed PDF (field name `file`)")],
     session: SessionDep,
@@ -50,7 +52,11 @@ def verify_file(
     Anyone may call it (a verifier holding a printed or downloaded licence). The verdict is sent
     only after its audit entry is durable (DESIGN.md "no audit, no data").
     """
-    data = _read_capped(file)
+    return verify_upload(session, runtime, read_capped(file))
+
+
+def verify_upload(session: Session, runtime: Runtime, data: bytes) -> dict[str, Any]:
+    """The report of ``POST /v1/verify/file`` (also shown by the ``/verify`` page), audited before it is returned."""
     digest = hashlib.sha256(data).hexdigest()
     report = Verifier(trust_settings(session, runtime.extra_trust_roots)).verify(data)
     licence = session.scalar(select(Licence).where(Licence.file_sha256 == digest))

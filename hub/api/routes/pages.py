@@ -1,0 +1,77 @@
+"""Pages for people (issue 8): ``GET|POST /verify``, upload a licence PDF and read its seal report.
+
+Server-rendered (Jinja2), no JavaScript, no external resources; the words live in the templates. The form
+is protected by a double-submit CSRF token (hub.api.csrf) and every page carries a strict
+Content-Security-Policy. The check itself is ``POST /v1/verify/file``'s, audited the same way.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+
+from hub.api import csrf
+from hub.api.deps import RuntimeDep, SessionDep, read_only
+from hub.api.routes.verify import read_capped, verify_upload
+from hub.errors import DomainError, InvalidInput
+from seals.verify import MAX_FILE_BYTES
+
+router = APIRouter(tags=["pages"], include_in_schema=False)
+templates = Jinja2Templates(directory=Path(__file__).parents[2] / "templates")
+
+# No scripts, no frames, styles and images from the hub only, forms post back to the hub only.
+PAGE_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+
+class FileMissing(InvalidInput):
+    code = "file_missing"
+    title = "Choose a PDF file to verify"
+
+
+def _page(request: Request, status: int, **context: Any) -> HTMLResponse:
+    token = csrf.token_for(request)
+    response = templates.TemplateResponse(
+        request, "verify.html", {"csrf_token": token, "max_mib": MAX_FILE_BYTES >> 20, **context},
+        status_code=status, headers=PAGE_HEADERS,
+    )  # fmt: skip
+    secure = request.app.state.runtime.settings.public_url.startswith("https://")
+    csrf.set_cookie(response, token, secure=secure, path="/verify")
+    return response
+
+
+@router.get("/verify", response_class=HTMLResponse)
+def verify_page(request: Request) -> HTMLResponse:
+    """The upload form."""
+    return _page(request, 200, report=None, error=None)
+
+
+@router.post("/verify", response_class=HTMLResponse)
+@read_only
+def verify_page_upload(
+    request: Request,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    file: Annotated[UploadFile | None, File()] = None,
+    csrf_token: Annotated[str | None, Form(max_length=100)] = None,
+) -> HTMLResponse:
+    """The seal report of the uploaded file, in plain words, under the form for the next one."""
+    try:
+        csrf.check(request, csrf_token)
+        if file is None or not file.filename:
+            raise FileMissing
+        report = verify_upload(session, runtime, read_capped(file))
+    except DomainError as exc:
+        return _page(request, exc.status, report=None, error={"code": exc.code, "title": exc.title})
+    return _page(request, 200, report=report, error=None)

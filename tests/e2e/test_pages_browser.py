@@ -1,0 +1,170 @@
+"""The ``/verify`` page in a real browser: Debian's Chromium driven by Playwright against ``licence-hub demo``.
+
+A verifier on a phone-sized screen uploads a sealed demo licence and reads "seals valid", then a changed copy
+and reads "verification failed"; the page loads no script and breaks no rule of its Content-Security-Policy.
+Screenshots go to ``HUB_TEST_ARTIFACTS`` (default ``test-artifacts/``) for people to look at.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import MASTER_KEY, free_port, stop_process
+from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
+
+from tests.e2e.test_distributed import wait_ready
+
+pytestmark = pytest.mark.slow
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# As root in a sandbox without a display; no background traffic (this machine has no network but loopback).
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+PHONE = {"width": 390, "height": 844}
+ISSUER = "临江市市场监督管理局"
+
+
+@pytest.fixture(scope="module")
+def demo_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, object]]]:
+    """``licence-hub demo`` on SQLite (the embedded default), served on a free port; its credentials."""
+    work = tmp_path_factory.mktemp("demo-browser")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")} | {
+        "HUB_ENV": "demo", "HUB_DATA_DIR": str(work / "var"), "HUB_MASTER_KEY": MASTER_KEY, "HUB_PUBLIC_URL": base,
+        "HUB_LOG_LEVEL": "WARNING",
+    }  # fmt: skip
+    credentials = work / "credentials.json"
+    log = work / "demo.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "hub.cli", "demo", "--port", str(port), "--credentials", str(credentials)],
+            env=env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        wait_ready(base, process, log)
+        yield base, json.loads(credentials.read_text())
+    finally:
+        stop_process(process)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+def _artifacts() -> Path:
+    path = Path(os.environ.get("HUB_TEST_ARTIFACTS", Path(__file__).parents[2] / "test-artifacts"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _sealed_demo_licence(base: str, credentials: dict[str, object]) -> bytes:
+    departments = {d["name"]: d for d in credentials["departments"]}  # type: ignore[attr-defined]
+    issuer = departments[ISSUER]
+    licence = next(lic for lic in credentials["licences"] if lic["type"] == "营业执照")  # type: ignore[attr-defined]
+    token = httpx.post(
+        f"{base}/oauth/token", data={"grant_type": "client_credentials"},
+        auth=(issuer["client_id"], issuer["client_secret"]), timeout=30,
+    )  # fmt: skip
+    token.raise_for_status()
+    headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+    pdf = httpx.get(f"{base}/v1/licences/{licence['certificate_identifier']}/file", headers=headers, timeout=30)
+    pdf.raise_for_status()
+    return pdf.content
+
+
+def _upload(page: Page, base: str, path: Path) -> str:
+    page.goto(f"{base}/verify")
+    page.set_input_files("input[type=file]", str(path))
+    page.click("button[type=submit]")
+    page.wait_for_selector("[role=status], [role=alert]")
+    return page.inner_text("main")
+
+
+def test_a_verifier_on_a_phone_uploads_a_licence_and_reads_the_verdict(
+    demo_hub: tuple[str, dict[str, object]], browser: Browser, tmp_path: Path
+) -> None:
+    base, credentials = demo_hub
+    pdf = _sealed_demo_licence(base, credentials)
+    genuine, changed = tmp_path / "营业执照.pdf", tmp_path / "changed.pdf"
+    genuine.write_bytes(pdf)
+    at = len(pdf) // 3
+    changed.write_bytes(pdf[:at] + bytes([pdf[at] ^ 0x01]) + pdf[at + 1 :])
+
+    context = browser.new_context(viewport=PHONE, device_scale_factor=2, is_mobile=True, locale="zh-CN")
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("console", lambda message: _note(problems, message))
+    page.on("requestfailed", lambda request: problems.append(f"request failed: {request.url}"))
+    try:
+        text = _upload(page, base, genuine)
+        assert "印章有效，文件自盖章后未被修改" in text
+        assert ISSUER in text and "证照现状" in text
+        assert page.evaluate("getComputedStyle(document.querySelector('.verdict')).backgroundColor") == (
+            "rgb(0, 112, 60)"  # the stylesheet loaded under the CSP: green for a pass
+        )
+        page.screenshot(path=str(_artifacts() / "verify-valid-phone.png"), full_page=True)
+
+        text = _upload(page, base, changed)
+        assert "核验未通过" in text and "印章有效" not in text
+        page.screenshot(path=str(_artifacts() / "verify-changed-phone.png"), full_page=True)
+        assert page.evaluate("document.scripts.length") == 0
+    finally:
+        context.close()
+    assert problems == []
+
+
+def _note(problems: list[str], message: ConsoleMessage) -> None:
+    if message.type in {"error", "warning"}:  # a CSP violation is reported as a console error
+        problems.append(f"{message.type}: {message.text}")
+
+
+AXE = Path(__file__).parent / "axe" / "node_modules" / "axe-core" / "axe.min.js"
+
+
+def test_the_verify_page_and_its_reports_pass_an_accessibility_check(
+    demo_hub: tuple[str, dict[str, object]], browser: Browser, tmp_path: Path
+) -> None:
+    """axe-core (WCAG 2 A/AA rules) finds no serious or critical violation on the form or a report.
+
+    The check runs a script, which the page's CSP forbids; this context alone bypasses the CSP to inject it.
+    """
+    base, credentials = demo_hub
+    genuine = tmp_path / "营业执照.pdf"
+    genuine.write_bytes(_sealed_demo_licence(base, credentials))
+    context = browser.new_context(viewport=PHONE, is_mobile=True, locale="zh-CN", bypass_csp=True)
+    page = context.new_page()
+    try:
+        page.goto(f"{base}/verify")
+        found = {"form": _axe(page)}
+        _upload(page, base, genuine)
+        found["report"] = _axe(page)
+    finally:
+        context.close()
+    serious = {
+        where: [(v["id"], v["impact"], v["help"]) for v in violations if v["impact"] in {"serious", "critical"}]
+        for where, violations in found.items()
+    }
+    assert serious == {"form": [], "report": []}
+
+
+def _axe(page: Page) -> list[dict[str, object]]:
+    page.add_script_tag(path=str(AXE))
+    result = page.evaluate("axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21aa']}})")
+    violations: list[dict[str, object]] = result["violations"]
+    return violations
