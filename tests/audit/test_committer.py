@@ -12,12 +12,16 @@ from typing import Any
 import psycopg
 import pytest
 from conftest import create_pg_database, drop_pg_database
+from factories import random_uscc
+from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from audit.committer import GroupCommitter
 from audit.entries import AuditEvent, Receipt
 from audit.models import AuditEntry
+from hub.api.app import create_app
 from hub.bootstrap import initialise
+from hub.identity import service as identity
 from hub.clock import utcnow
 from hub.runtime import Runtime, build_runtime
 from hub.settings import Settings
@@ -140,3 +144,28 @@ def test_a_dead_committer_connection_fails_one_batch_then_is_replaced(live_runti
     assert (first.leaf_index, second.leaf_index) == (0, 1)
     with live_runtime.engine.connect() as conn:
         assert conn.execute(select(AuditEntry.leaf_index)).scalars().all() == [0, 1]
+
+
+def test_without_pre_ping_a_dead_pool_answers_503_once_then_recovers(live_runtime: Runtime) -> None:
+    """A database restart kills every pooled connection: one 503 with Retry-After, then service resumes."""
+    if live_runtime.audit_dsn is None:
+        pytest.skip("PostgreSQL only: SQLite has no server connection to lose")
+    with live_runtime.session_scope() as session:
+        dept = identity.create_department(session, code=random_uscc(), name="临江市测试局", level="municipal",
+                                          area_code="330100")  # fmt: skip
+        api_client, secret = identity.create_client(session, department_code=dept.code, scopes="licence:read")
+    with TestClient(create_app(live_runtime), raise_server_exceptions=False) as client:
+        token = client.post(
+            "/oauth/token", data={"grant_type": "client_credentials"}, auth=(api_client.client_id, secret or "")
+        ).json()["access_token"]
+        headers = {"Authorization": f"Bearer {token}"}
+        assert client.get("/v1/whoami", headers=headers).status_code == 200
+        with psycopg.connect(live_runtime.audit_dsn, autocommit=True) as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        down = client.get("/v1/whoami", headers=headers)
+        assert down.status_code == 503, down.text
+        assert down.headers["retry-after"] and down.json()["code"] == "database_unavailable"
+        assert client.get("/v1/whoami", headers=headers).status_code == 200  # the pool was invalidated, not stuck
