@@ -21,8 +21,8 @@ from audit.entries import AuditEvent, Receipt
 from audit.models import AuditEntry
 from hub.api.app import create_app
 from hub.bootstrap import initialise
-from hub.identity import service as identity
 from hub.clock import utcnow
+from hub.identity import service as identity
 from hub.runtime import Runtime, build_runtime
 from hub.settings import Settings
 

@@ -18,7 +18,7 @@ class Inside:
         self.now = 0
         self.most = 0
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # noqa: ARG002 - ASGI signature
         self.now += 1
         self.most = max(self.most, self.now)
         try:
