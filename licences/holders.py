@@ -83,7 +83,7 @@ def present(
         raise LicenceNotPresentable(f"the licence is {licence.status}")
     schema = get_type_or_raise(session, licence.type_code).face_schema
     properties: dict[str, Any] = schema.get("properties", {})
-    chosen = _default_fields(schema) if fields is None else list(dict.fromkeys(fields))
+    chosen = default_fields(schema) if fields is None else list(dict.fromkeys(fields))
     unknown = [name for name in chosen if name not in properties]
     if unknown:
         raise PresentationFieldUnknown(f"unknown face fields: {', '.join(unknown)}", fields=unknown)
@@ -109,7 +109,7 @@ def present(
 DEFAULT_FIELD_MAX_LENGTH = 100  # long texts (经营范围) only when chosen: a QR code holds about 2 kB
 
 
-def _default_fields(schema: dict[str, Any]) -> list[str]:
+def default_fields(schema: dict[str, Any]) -> list[str]:
     """The unconditionally shareable short fields: what a counter clerk needs to see by default."""
     properties = schema.get("properties", {})
     return [

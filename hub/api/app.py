@@ -30,6 +30,7 @@ from hub.api.routes import (
     ops,
     pages,
     pki,
+    portal,
     scan,
     seals,
     tsa,
@@ -84,6 +85,7 @@ def create_app(runtime: Runtime, *, start_scheduler: bool = False) -> FastAPI:
     app.include_router(seals.router)
     app.include_router(verify.router)
     app.include_router(pages.router)
+    app.include_router(portal.router)
     app.mount("/static", StaticFiles(directory=Path(__file__).parents[1] / "static"), name="static")
     app.include_router(licences.router)
     app.include_router(me.router)

@@ -112,12 +112,17 @@ def current_holder(session: SessionDep, runtime: RuntimeDep, credentials: Holder
     """The signed-in holder of a ``/v1/me/`` call (DESIGN.md §4: ID token as bearer)."""
     if credentials is None:
         raise TokenMissing("send 'Authorization: Bearer <ID token>' from the identity provider")
+    return holder_from_id_token(session, runtime, credentials.credentials)
+
+
+def holder_from_id_token(session: Session, runtime: Runtime, id_token: str) -> Holder:
+    """The holder an ID token signs in (API bearer or the portal's session cookie); a failure is audited."""
     settings = runtime.settings
     if settings.holder_issuer is None:
         raise TokenMissing("no holder identity provider is configured (HUB_OIDC_ISSUER)")
     try:
         identity_ = verify_id_token(
-            credentials.credentials,
+            id_token,
             issuer=settings.holder_issuer,
             audience=settings.oidc_audience,
             jwk_for_kid=_holder_jwk_source(session, runtime),

@@ -73,16 +73,20 @@ def _artifacts() -> Path:
     return path
 
 
-def _sealed_demo_licence(base: str, credentials: dict[str, object]) -> bytes:
+def _issuer_headers(base: str, credentials: dict[str, object]) -> dict[str, str]:
     departments = {d["name"]: d for d in credentials["departments"]}  # type: ignore[attr-defined]
     issuer = departments[ISSUER]
-    licence = next(lic for lic in credentials["licences"] if lic["type"] == "营业执照")  # type: ignore[attr-defined]
     token = httpx.post(
         f"{base}/oauth/token", data={"grant_type": "client_credentials"},
         auth=(issuer["client_id"], issuer["client_secret"]), timeout=30,
     )  # fmt: skip
     token.raise_for_status()
-    headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+    return {"Authorization": f"Bearer {token.json()['access_token']}"}
+
+
+def _sealed_demo_licence(base: str, credentials: dict[str, object]) -> bytes:
+    licence = next(lic for lic in credentials["licences"] if lic["type"] == "营业执照")  # type: ignore[attr-defined]
+    headers = _issuer_headers(base, credentials)
     pdf = httpx.get(f"{base}/v1/licences/{licence['certificate_identifier']}/file", headers=headers, timeout=30)
     pdf.raise_for_status()
     return pdf.content
@@ -137,30 +141,47 @@ def _note(problems: list[str], message: ConsoleMessage) -> None:
 AXE = Path(__file__).parent / "axe" / "node_modules" / "axe-core" / "axe.min.js"
 
 
-def test_the_verify_page_and_its_reports_pass_an_accessibility_check(
+def test_the_pages_pass_an_accessibility_check(
     demo_hub: tuple[str, dict[str, object]], browser: Browser, tmp_path: Path
 ) -> None:
-    """axe-core (WCAG 2 A/AA rules) finds no serious or critical violation on the form or a report.
+    """axe-core (WCAG 2 A/AA rules) finds no serious or critical violation on the verify and portal pages.
 
-    The check runs a script, which the page's CSP forbids; this context alone bypasses the CSP to inject it.
+    The check runs a script, which the pages' CSP forbids; this context alone bypasses the CSP to inject it.
     """
     base, credentials = demo_hub
     genuine = tmp_path / "营业执照.pdf"
     genuine.write_bytes(_sealed_demo_licence(base, credentials))
+    citizen = next(h for h in credentials["holders"] if h["name"] == "张伟")  # type: ignore[attr-defined]
+    licence = next(lic for lic in credentials["licences"] if lic["holder"] == "张伟")  # type: ignore[attr-defined]
     context = browser.new_context(viewport=PHONE, is_mobile=True, locale="zh-CN", bypass_csp=True)
     page = context.new_page()
+    found: dict[str, list[dict[str, object]]] = {}
     try:
         page.goto(f"{base}/verify")
-        found = {"form": _axe(page)}
+        found["verify form"] = _axe(page)
         _upload(page, base, genuine)
-        found["report"] = _axe(page)
+        found["verify report"] = _axe(page)
+        page.goto(f"{base}/me/sign-in")
+        found["sign in"] = _axe(page)
+        page.fill("#holder_code", citizen["code"])
+        page.fill("#name", citizen["name"])
+        page.click("button[type=submit]")
+        identifier = licence["certificate_identifier"]
+        for name, path in (
+            ("my licences", "/me"), ("licence", f"/me/licences/{identifier}"), ("qr", f"/me/licences/{identifier}/qr"),
+            ("consents", "/me/consents"), ("access log", "/me/access-log"), ("timeline", "/me/timeline"),
+            ("notifications", "/me/notifications"),
+        ):  # fmt: skip
+            page.goto(base + path)
+            found[name] = _axe(page)
     finally:
         context.close()
     serious = {
         where: [(v["id"], v["impact"], v["help"]) for v in violations if v["impact"] in {"serious", "critical"}]
         for where, violations in found.items()
     }
-    assert serious == {"form": [], "report": []}
+    assert serious == {key: [] for key in found}
+    assert len(found) == 10
 
 
 def _axe(page: Page) -> list[dict[str, object]]:
@@ -168,3 +189,60 @@ def _axe(page: Page) -> list[dict[str, object]]:
     result = page.evaluate("axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21aa']}})")
     violations: list[dict[str, object]] = result["violations"]
     return violations
+
+
+def test_a_holder_shows_a_licence_a_verifier_scans_it_and_sees_the_revocation(
+    demo_hub: tuple[str, dict[str, object]], browser: Browser
+) -> None:
+    """Issue 8's story: sign in, show by QR, scan in another browser (valid), revoke, scan again, read the log."""
+    base, credentials = demo_hub
+    company = next(h for h in credentials["holders"] if h["name"] == "临江智造科技有限公司")  # type: ignore[attr-defined]
+    licence = next(
+        lic
+        for lic in credentials["licences"]  # type: ignore[attr-defined]
+        if lic["type"] == "营业执照" and lic["holder"] == company["name"]
+    )
+    holder_ctx = browser.new_context(viewport=PHONE, is_mobile=True, locale="zh-CN")
+    verifier_ctx = browser.new_context(viewport=PHONE, is_mobile=True, locale="zh-CN")
+    problems: list[str] = []
+    try:
+        me = holder_ctx.new_page()
+        me.on("console", lambda message: _note(problems, message))
+        me.goto(f"{base}/me")
+        assert me.url.endswith("/me/sign-in")
+        me.select_option("#holder_type", "001")
+        me.fill("#holder_code", company["code"])
+        me.fill("#name", company["name"])
+        me.click("button[type=submit]")
+        me.click("text=营业执照")
+        me.click("text=生成二维码")
+        me.wait_for_selector(".qr svg")
+        assert me.is_visible("#qr-pause")  # the refresh script ran under the CSP and offers a pause
+        me.screenshot(path=str(_artifacts() / "portal-qr-phone.png"), full_page=True)
+        scan_url = me.get_attribute("a[href*='/v/']", "href")
+        assert scan_url and scan_url.startswith(f"{base}/v/")
+
+        scan = verifier_ctx.new_page()
+        scan.on("console", lambda message: _note(problems, message))
+        scan.goto(scan_url)
+        assert "有效 Valid" in scan.inner_text("[role=status]")
+        scan.screenshot(path=str(_artifacts() / "scan-valid-phone.png"), full_page=True)
+
+        revoked = httpx.post(
+            f"{base}/v1/licences/{licence['certificate_identifier']}/revoke", json={"reason": "营业期限届满未续期"},
+            headers=_issuer_headers(base, credentials), timeout=30,
+        )  # fmt: skip
+        assert revoked.status_code == 200, revoked.text
+        scan.reload()
+        assert "已撤销 Revoked" in scan.inner_text("[role=status]")
+        assert "营业期限届满未续期" in scan.inner_text("main")
+        scan.screenshot(path=str(_artifacts() / "scan-revoked-phone.png"), full_page=True)
+
+        me.goto(f"{base}/me/access-log")
+        log = me.inner_text("main")
+        assert log.count("有人扫码核验") >= 2  # both scans, against this holder
+        me.screenshot(path=str(_artifacts() / "portal-access-log-phone.png"), full_page=True)
+    finally:
+        holder_ctx.close()
+        verifier_ctx.close()
+    assert problems == []
