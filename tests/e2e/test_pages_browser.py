@@ -21,6 +21,7 @@ from conftest import MASTER_KEY, free_port, stop_process
 from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
 
 from tests.e2e.test_distributed import wait_ready
+from tests.licences.test_render import scanned_qr_codes
 
 pytestmark = pytest.mark.slow
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -246,3 +247,24 @@ def test_a_holder_shows_a_licence_a_verifier_scans_it_and_sees_the_revocation(
         holder_ctx.close()
         verifier_ctx.close()
     assert problems == []
+
+
+def test_the_qr_printed_on_an_issued_pdf_opens_the_live_status_page(
+    demo_hub: tuple[str, dict[str, object]], browser: Browser, tmp_path: Path
+) -> None:
+    """Rasterise the sealed PDF (pdftoppm), decode its QR code (zxing-cpp), open it in the browser: live status."""
+    base, credentials = demo_hub
+    pdf = tmp_path / "licence.pdf"
+    pdf.write_bytes(_sealed_demo_licence(base, credentials))
+    (url,) = scanned_qr_codes(pdf, tmp_path)
+    assert url.startswith(f"{base}/v/")
+    context = browser.new_context(viewport=PHONE, is_mobile=True, locale="zh-CN")
+    try:
+        page = context.new_page()
+        page.goto(url)
+        verdict = page.inner_text("[role=status]")
+        assert "有效 Valid" in verdict, verdict  # the story test revokes another company's licence, not this one
+        assert "营业执照" in page.inner_text("main")
+        page.screenshot(path=str(_artifacts() / "scan-printed-qr-phone.png"), full_page=True)
+    finally:
+        context.close()
