@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Annotated, Any, TypeVar
 
@@ -51,15 +52,23 @@ def _declared_read_only(request: Request) -> bool:
 
 
 def get_session(request: Request, runtime: RuntimeDep) -> Iterator[Session]:
-    """The one place a request commits: after the handler returns, before the response is sent.
+    """The one place a request commits: after the handler returns, before the response is sent."""
+    with unit_of_work(runtime, read_only=_declared_read_only(request)) as session:
+        yield session
+
+
+@contextmanager
+def unit_of_work(runtime: Runtime, *, read_only: bool) -> Iterator[Session]:
+    """A request's session: committed at the end, rolled back on error.
 
     A refusal that carries an audit event is recorded after the request's own transaction has
     rolled back (so nothing else of the refused request survives), and its receipt goes back with
-    the problem response.
+    the problem response. Handlers that run their whole request in one thread-pool call use this
+    directly; the others get it through ``SessionDep``.
     """
     try:
         with runtime.session_scope() as session:
-            if _declared_read_only(request):
+            if read_only:
                 begin_read_only(session)
             yield session
     except DomainError as exc:
