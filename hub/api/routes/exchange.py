@@ -74,7 +74,6 @@ def audited_caller(scope: str, action: str) -> Any:
 
 
 VERIFIED = "exchange.licence.verified"
-VerifierDep = Annotated[AccessClaims, audited_caller("exchange:verify", VERIFIED)]
 
 
 class VerifyRequest(Strict):
