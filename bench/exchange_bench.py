@@ -35,6 +35,7 @@ import psycopg
 
 from bench import hub_setup, report
 from bench.cpu import load_average
+from bench.licence_bench import _settings_from
 from bench.loadgen import ensure_wrk, wrk_version
 from bench.scenarios import Measurement, Run, log, measure
 from bench.servers import free_port, hub_command, serving, uvicorn_bare_command
@@ -64,25 +65,12 @@ class Seeded:
     template: dict[str, Any]  # the demo 营业执照 row the bulk licences are modelled on
 
 
-def _settings(env: dict[str, str]) -> Any:
-    from hub.settings import Settings  # noqa: PLC0415 - hub imports read the environment
-
-    saved = dict(os.environ)
-    os.environ.clear()
-    os.environ.update(env)
-    try:
-        return Settings()
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-
-
 def seed(env: dict[str, str]) -> Seeded:
     """The demo seeded in-process: departments, clients, types, matters, grants and the platform seal."""
     from hub.demo import seed_demo  # noqa: PLC0415
     from hub.runtime import build_runtime  # noqa: PLC0415
 
-    settings = _settings(env)
+    settings = _settings_from(env)
     runtime = build_runtime(settings)
     try:
         credentials, _ = seed_demo(runtime)

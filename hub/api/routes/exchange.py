@@ -7,6 +7,7 @@ refusal's problem+json carries its receipt.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -110,9 +111,13 @@ async def verify_licence(request: Request, body: VerifyRequest, credentials: Bea
     read-only unit of work, instead of one hop per dependency plus one to serialise: the exchange's most
     frequent call, so the hops were a large share of its cost.
     """
+    return await _in_one_hop(_verify, request, body, credentials)
+
+
+async def _in_one_hop(work: Callable[..., bytes], request: Request, body: Any, credentials: Any) -> Response:
+    """Run ``work(request, runtime, body, credentials)`` (a whole call) in one thread-pool call; its JSON answer."""
     runtime: Runtime = request.app.state.runtime
-    answer = await run_in_threadpool(_verify, request, runtime, body, credentials)
-    return Response(answer, media_type="application/json")
+    return Response(await run_in_threadpool(work, request, runtime, body, credentials), media_type="application/json")
 
 
 def _verify(request: Request, runtime: Runtime, body: VerifyRequest, credentials: Any) -> bytes:
@@ -287,9 +292,7 @@ async def fetch_licence(request: Request, body: FetchIn, credentials: BearerDep)
 
     One thread-pool call with its own unit of work, like verify.
     """
-    runtime: Runtime = request.app.state.runtime
-    answer = await run_in_threadpool(_fetch, request, runtime, body, credentials)
-    return Response(answer, media_type="application/json")
+    return await _in_one_hop(_fetch, request, body, credentials)
 
 
 def _fetch(http: Request, runtime: Runtime, body: FetchIn, credentials: Any) -> bytes:
