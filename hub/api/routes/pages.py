@@ -40,15 +40,33 @@ class FileMissing(InvalidInput):
     title = "Choose a PDF file to verify"
 
 
-def _page(request: Request, status: int, **context: Any) -> HTMLResponse:
+def secure_cookies(request: Request) -> bool:
+    """Cookies are marked Secure when the hub is served over HTTPS (its public URL says so)."""
+    return str(request.app.state.runtime.settings.public_url).startswith("https://")
+
+
+def render_page(
+    request: Request,
+    name: str,
+    *,
+    status: int,
+    cookie_path: str,
+    headers: dict[str, str] = PAGE_HEADERS,
+    **context: Any,
+) -> HTMLResponse:
+    """A page with its forms' CSRF token, the token's cookie (scoped to ``cookie_path``) and the page headers."""
     token = csrf.token_for(request)
     response = templates.TemplateResponse(
-        request, "verify.html", {"csrf_token": token, "max_mib": MAX_FILE_BYTES >> 20, **context},
-        status_code=status, headers=PAGE_HEADERS,
-    )  # fmt: skip
-    secure = request.app.state.runtime.settings.public_url.startswith("https://")
-    csrf.set_cookie(response, token, secure=secure, path="/verify")
+        request, name, {"csrf_token": token, **context}, status_code=status, headers=headers
+    )
+    csrf.set_cookie(response, token, secure=secure_cookies(request), path=cookie_path)
     return response
+
+
+def _page(request: Request, status: int, **context: Any) -> HTMLResponse:
+    return render_page(
+        request, "verify.html", status=status, cookie_path="/verify", max_mib=MAX_FILE_BYTES >> 20, **context
+    )
 
 
 @router.get("/verify", response_class=HTMLResponse)

@@ -10,20 +10,19 @@ exists only in dev/demo/test; a production deployment signs in through its OpenI
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from hub.api import csrf
 from hub.api.deps import RuntimeDep, SessionDep, holder_from_id_token
 from hub.api.routes import me
-from hub.api.routes.pages import PAGE_HEADERS
+from hub.api.routes.licences import licence_view
+from hub.api.routes.pages import PAGE_HEADERS, render_page, secure_cookies
 from hub.errors import DomainError
 from hub.identity.models import Holder
 from hub.identity.oidc import issue_dev_id_token
@@ -34,14 +33,9 @@ from licences.face import display_value, share_types
 from licences.types import get_type_or_raise
 
 router = APIRouter(prefix="/me", tags=["pages"], include_in_schema=False)
-templates = Jinja2Templates(directory=Path(__file__).parents[2] / "templates")
 SESSION_COOKIE = "hub_session"
 SIGN_IN = "/me/sign-in"
 IDENTIFIER = PathParam(min_length=1, max_length=120)
-
-
-def _secure(runtime: Runtime) -> bool:
-    return runtime.settings.public_url.startswith("https://")
 
 
 # The QR page alone runs one script of the hub's own (/static/qr-refresh.js): it fetches a new code in time.
@@ -53,12 +47,7 @@ QR_PAGE_HEADERS = PAGE_HEADERS | {
 def _render(
     request: Request, name: str, status: int = 200, *, headers: dict[str, str] = PAGE_HEADERS, **context: Any
 ) -> HTMLResponse:
-    token = csrf.token_for(request)
-    response = templates.TemplateResponse(
-        request, name, {"csrf_token": token, **context}, status_code=status, headers=headers
-    )
-    csrf.set_cookie(response, token, secure=_secure(request.app.state.runtime), path="/me")
-    return response
+    return render_page(request, name, status=status, cookie_path="/me", headers=headers, **context)
 
 
 def _holder(request: Request, session: Session, runtime: Runtime) -> Holder | None:
@@ -114,20 +103,20 @@ def sign_in(
             request, "me/sign_in.html", exc.status, dev_idp=True, error={"code": exc.code, "detail": exc.detail}
         )
     response = RedirectResponse("/me", status_code=303)
-    response.set_cookie(SESSION_COOKIE, id_token, httponly=True, samesite="lax", secure=_secure(runtime), path="/me")
+    response.set_cookie(
+        SESSION_COOKIE, id_token, httponly=True, samesite="lax", secure=secure_cookies(request), path="/me"
+    )
     return response
 
 
 @router.post("/sign-out")
-def sign_out(
-    request: Request, runtime: RuntimeDep, csrf_token: Annotated[str | None, Form(max_length=100)] = None
-) -> Response:
+def sign_out(request: Request, csrf_token: Annotated[str | None, Form(max_length=100)] = None) -> Response:
     try:
         csrf.check(request, csrf_token)
     except DomainError:
         return RedirectResponse("/me", status_code=303)
     response = _signed_out()
-    response.delete_cookie(SESSION_COOKIE, path="/me", secure=_secure(runtime), httponly=True, samesite="lax")
+    response.delete_cookie(SESSION_COOKIE, path="/me", secure=secure_cookies(request), httponly=True, samesite="lax")
     return response
 
 
@@ -173,7 +162,7 @@ def licence_page(
         licence = holders.holder_licence_or_raise(session, holder.holder_type, holder.holder_code, identifier)
     except DomainError as exc:
         return _render(request, "me/error.html", exc.status, holder=holder, error={"code": exc.code})
-    view = me.my_licence(identifier, holder, session)
+    view = licence_view(licence)  # what GET /v1/me/licences/{id} answers, from the row already read
     return _render(request, "me/licence.html", holder=holder, licence=view, face=_face(session, licence))
 
 

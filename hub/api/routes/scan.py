@@ -6,21 +6,18 @@ against the licence holder before the verdict is sent.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Request
 from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from fastapi.templating import Jinja2Templates
 
 from hub import audited
 from hub.api.deps import RuntimeDep, SessionDep
-from hub.api.routes.pages import PAGE_HEADERS
+from hub.api.routes.pages import PAGE_HEADERS, templates
 from licences import holders
 
 router = APIRouter(tags=["public"])
-templates = Jinja2Templates(directory=Path(__file__).parents[2] / "templates")
 MAX_TOKEN = 4096  # a presentation token is ~1 kB; anything far larger is refused before parsing
 _VERDICT_CLASS = {"valid": "ok", "suspended": "warn", "code_expired": "warn"}
 
