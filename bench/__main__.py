@@ -5,7 +5,9 @@ under the summary's "audit" key and its own RESULTS.md section), ``--only seal``
 (bench/seal_bench.py, under "seal"), ``--only licence`` batch issuance on two Celery workers and the scan
 endpoint (bench/licence_bench.py, under "licence"), ``--only catalog`` catalogue search and the grant decision
 (bench/catalog_bench.py, under "catalog"), ``--only exchange`` verify and fetch under 64 clients at 100 k and
-1 M licences (bench/exchange_bench.py, under "exchange"); the default runs all six.
+1 M licences (bench/exchange_bench.py, under "exchange"), ``--only system`` scan, verify, fetch and a batch on
+the embedded and the distributed configuration (bench/system_bench.py, under "system"); the default runs all
+seven.
 """
 
 from __future__ import annotations
@@ -26,9 +28,11 @@ from bench import (
     hub_setup,
     licence_bench,
     licence_report,
+    overview,
     report,
     scenarios,
     seal_bench,
+    system_bench,
 )
 from bench.cpu import load_average
 from bench.loadgen import CONNECTIONS, ensure_wrk, wrk_version
@@ -46,7 +50,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--output", type=Path, default=report.RESULTS_MD, help="Markdown report path")
     parser.add_argument(
         "--only",
-        choices=("auth", "audit", "seal", "licence", "catalog", "exchange", "all"),
+        choices=("auth", "audit", "seal", "licence", "catalog", "exchange", "system", "all"),
         default="all",
         help="which benchmark (default all)",
     )
@@ -118,7 +122,7 @@ def _errors_total(summary: dict[str, Any]) -> int:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     started = time.perf_counter()
-    if args.only in {"audit", "seal", "licence", "catalog", "exchange"}:
+    if args.only in {"audit", "seal", "licence", "catalog", "exchange", "system"}:
         summary: dict[str, Any] = {"date": datetime.now(UTC).isoformat(timespec="seconds")}
         summary["machine"] = report.machine_info(f"not run (--only {args.only})")
     else:
@@ -135,6 +139,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         summary["catalog"] = catalog_bench.run(quick=args.quick, skip_postgresql=args.skip_postgresql)
     if args.only in {"exchange", "all"}:
         summary["exchange"] = exchange_bench.run(
+            quick=args.quick, duration_s=args.duration, skip_postgresql=args.skip_postgresql
+        )
+    if args.only in {"system", "all"}:
+        summary["system"] = system_bench.run(
             quick=args.quick, duration_s=args.duration, skip_postgresql=args.skip_postgresql
         )
     summary["elapsed_s"] = round(time.perf_counter() - started, 1)
@@ -161,6 +169,48 @@ def _run_auth(args: argparse.Namespace) -> dict[str, Any]:
     return summary
 
 
+PARTS = ("audit", "seal", "licence", "catalog", "exchange", "system")
+AUTH_KEYS = ("baseline", "results")
+
+
+def _merge_latest(summary: dict[str, Any], path: Path) -> dict[str, Any]:
+    """Merge this run's parts over the latest of the others (kept in ``path``, next to RESULTS.md); save it.
+
+    ``--only X`` reruns one part; the overview table still shows every part, each from its own latest run.
+    """
+    latest: dict[str, Any] = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    for key in (*PARTS, *AUTH_KEYS):
+        if key in summary:
+            latest[key] = summary[key]
+    latest["date"], latest["machine"] = summary["date"], summary["machine"]
+    path.write_text(json.dumps(latest, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    return latest
+
+
+def _write_overview(path: Path, section: str) -> None:
+    """The overview goes first in RESULTS.md, replacing the previous one."""
+    old = audit_report.read_section(path, overview.HEADING)
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    if old is not None:
+        text = text.replace(old, "", 1)
+    path.write_text(section.rstrip("\n") + "\n\n" + text.lstrip("\n"), encoding="utf-8")
+
+
+README = report.RESULTS_MD.resolve().parents[1] / "README.md"
+README_START, README_END = "<!-- bench overview: start -->", "<!-- bench overview: end -->"
+
+
+def _write_readme_table(path: Path, section: str) -> None:
+    """README shows the latest overview table, between two markers (written by ``python -m bench``)."""
+    text = path.read_text(encoding="utf-8")
+    if README_START not in text or README_END not in text:
+        return
+    table = "\n".join(line for line in section.splitlines() if not line.startswith("# "))
+    head, rest = text.split(README_START, 1)
+    tail = rest.split(README_END, 1)[1]
+    path.write_text(f"{head}{README_START}\n{table.strip()}\n{README_END}{tail}", encoding="utf-8")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     kept_audit = audit_report.read_section(args.output)  # the HTTP report rewrites the file
@@ -168,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     kept_licence = audit_report.read_section(args.output, licence_report.HEADING)
     kept_catalog = audit_report.read_section(args.output, catalog_bench.HEADING)
     kept_exchange = audit_report.read_section(args.output, exchange_bench.HEADING)
+    kept_system = audit_report.read_section(args.output, system_bench.HEADING)
     summary = run(args)
     if args.only in {"auth", "all"}:
         report.write_markdown(summary, args.output)
@@ -182,7 +233,15 @@ def main(argv: list[str] | None = None) -> int:
     exchange = summary.get("exchange")
     exchange_md = exchange_bench.render(exchange) if exchange else kept_exchange
     audit_report.write_section(args.output, exchange_md, exchange_bench.HEADING)
-    parts = (audit, seal, licence, catalog, exchange)
+    system = summary.get("system")
+    system_md = system_bench.render(system) if system else kept_system
+    audit_report.write_section(args.output, system_md, system_bench.HEADING)
+    merged = _merge_latest(summary, args.output.with_suffix(".json"))
+    summary["overview"] = [figure.as_dict() for figure in overview.figures(merged)]
+    _write_overview(args.output, overview.render(merged))
+    if args.output.resolve() == report.RESULTS_MD.resolve():
+        _write_readme_table(README, overview.render(merged))
+    parts = (audit, seal, licence, catalog, exchange, system)
     errors = summary.get("errors_total", 0) + sum(part["failures"] for part in parts if part)
     log(f"wrote {args.output}; whole run {summary['elapsed_s']} s, errors {errors}")
     print(json.dumps(summary, ensure_ascii=False, indent=2))

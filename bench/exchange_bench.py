@@ -26,19 +26,24 @@ import secrets
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import psycopg
+from sqlalchemy import Engine, func, insert, select
 
+from audit.models import AuditEntry
 from bench import hub_setup, report
 from bench.cpu import load_average
 from bench.licence_bench import _settings_from
-from bench.loadgen import ensure_wrk, wrk_version
+from bench.loadgen import ensure_wrk
 from bench.scenarios import Measurement, Run, log, measure
 from bench.servers import free_port, hub_command, serving, uvicorn_bare_command
+from hub.db import make_engine
+from licences.models import Licence
 
 HEADING = "# licence-hub exchange benchmark"
 CONNECTIONS = 64
@@ -58,11 +63,13 @@ COPY_BATCH = 50_000
 
 @dataclass(frozen=True)
 class Seeded:
-    database_url: str  # psycopg form
+    database_url: str  # SQLAlchemy form: sqlite:///… (embedded) or postgresql+psycopg://…
     client_id: str
     client_secret: str
     matter_code: str
     template: dict[str, Any]  # the demo 营业执照 row the bulk licences are modelled on
+    issuer_client_id: str  # 临江市市场监督管理局 (licence:issue), for the whole-system benchmark's batch
+    issuer_client_secret: str
 
 
 def seed(env: dict[str, str]) -> Seeded:
@@ -79,16 +86,28 @@ def seed(env: dict[str, str]) -> Seeded:
     consumer = next(d for d in credentials["departments"] if d["name"] == CONSUMER)
     issuer = next(d for d in credentials["departments"] if d["name"] == ISSUER)
     matter = next(s["matter_code"] for s in credentials["scenarios"] if s["matter_code"].endswith(MATTER_SUFFIX))
-    url = settings.resolved_database_url.replace("postgresql+psycopg://", "postgresql://", 1)
-    with psycopg.connect(url) as conn, conn.cursor(row_factory=psycopg.rows.dict_row) as cur:
-        cur.execute(
-            "SELECT * FROM licences WHERE issuer_code = %s AND type_name = '营业执照' ORDER BY pk LIMIT 1",
-            (issuer["code"],),
-        )
-        template = cur.fetchone()
+    url = settings.resolved_database_url
+    table = Licence.__table__
+    query = (
+        select(table).where(table.c.issuer_code == issuer["code"], table.c.type_name == "营业执照").order_by(table.c.pk)
+    )
+    with engine_for(url) as engine, engine.connect() as conn:
+        template = conn.execute(query.limit(1)).mappings().first()
     if template is None:
         raise RuntimeError("the demo issued no 营业执照")
-    return Seeded(url, consumer["client_id"], consumer["client_secret"], matter, dict(template))
+    return Seeded(
+        url, consumer["client_id"], consumer["client_secret"], matter, dict(template),
+        issuer["client_id"], issuer["client_secret"],
+    )  # fmt: skip
+
+
+@contextmanager
+def engine_for(url: str) -> Iterator[Engine]:
+    engine = make_engine(url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
 
 
 def _company(n: int) -> tuple[str, str]:
@@ -113,7 +132,7 @@ def _rows(template: dict[str, Any], first: int, count: int) -> Iterator[tuple[An
             secrets.token_hex(16), _identifier(template, n), f"9{n:09d}", "001", template["type_code"],
             template["issuer_code"], template["certificate_name"], template["type_name"], template["issuer_name"],
             f"BENCH{n:010d}", "001", code, name, template["area_code"], template["issue_date"],
-            template["validity_start"], template["validity_end"], json.dumps(row_face, ensure_ascii=False), "valid",
+            template["validity_start"], template["validity_end"], row_face, "valid",
             template["file_sha256"], template["seal_id"], now, now,
         )  # fmt: skip
 
@@ -126,21 +145,38 @@ _COLUMNS = (
 
 
 def bulk_licences(seeded: Seeded, first: int, count: int) -> float:
-    """COPY ``count`` valid 营业执照 rows (numbers ``first``…) in 50k-row transactions; then ANALYZE. Seconds."""
+    """Write ``count`` valid 营业执照 rows (numbers ``first``…) in 50k-row transactions; then ANALYZE. Seconds.
+
+    PostgreSQL gets COPY; SQLite (the embedded configuration) an executemany through SQLAlchemy.
+    """
     started = time.perf_counter()
-    with psycopg.connect(seeded.database_url) as conn:
+    if seeded.database_url.startswith("sqlite"):
+        names = [name.strip() for name in _COLUMNS.split(",")]
+        with engine_for(seeded.database_url) as engine:
+            for start in range(first, first + count, COPY_BATCH):
+                rows = _rows(seeded.template, start, min(COPY_BATCH, first + count - start))
+                with engine.begin() as conn:
+                    conn.execute(insert(Licence), [dict(zip(names, row, strict=True)) for row in rows])
+            with engine.begin() as conn:
+                conn.exec_driver_sql("ANALYZE licences")
+        return time.perf_counter() - started
+    with psycopg.connect(_psycopg_url(seeded.database_url)) as conn:
         for start in range(first, first + count, COPY_BATCH):
             size = min(COPY_BATCH, first + count - start)
             with conn.cursor() as cur, cur.copy(f"COPY licences ({_COLUMNS}) FROM STDIN") as copy:
                 for row in _rows(seeded.template, start, size):
-                    copy.write_row(row)
+                    copy.write_row([json.dumps(v, ensure_ascii=False) if isinstance(v, dict) else v for v in row])
             conn.commit()
         conn.autocommit = True
         conn.execute("ANALYZE licences")
     return time.perf_counter() - started
 
 
-def _bodies(seeded: Seeded, size: int, path: Path, kind: str) -> Path:
+def _psycopg_url(url: str) -> str:
+    return url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+def request_bodies(seeded: Seeded, size: int, path: Path, kind: str) -> Path:
     """SAMPLE request bodies over licences 0…size-1, shuffled, one JSON document a line."""
     rng = random.Random(f"{kind}-{size}")  # noqa: S311 - a reproducible sample, not a secret
     numbers = rng.sample(range(size), SAMPLE)
@@ -180,15 +216,14 @@ def _warm(base_url: str, path: str, bodies: Path, headers: dict[str, str]) -> No
                 raise RuntimeError(f"{path} answered {answer.status_code}: {answer.text[:500]}")
 
 
-def _audited_ok(seeded: Seeded, action: str) -> int:
-    with psycopg.connect(seeded.database_url) as conn:
-        row = conn.execute(
-            "SELECT count(*) FROM audit_entries WHERE action = %s AND outcome = 'ok'", (action,)
-        ).fetchone()
-    return int(row[0]) if row else 0
+def audited_ok(seeded: Seeded, action: str) -> int:
+    table = AuditEntry.__table__
+    query = select(func.count()).where(table.c.action == action, table.c.outcome == "ok")
+    with engine_for(seeded.database_url) as engine, engine.connect() as conn:
+        return int(conn.scalar(query) or 0)
 
 
-def _load(run: Run, server: Any, path: str, bodies: Path, headers: dict[str, str]) -> Measurement:
+def load_calls(run: Run, server: Any, path: str, bodies: Path, headers: dict[str, str]) -> Measurement:
     return measure(
         run, server, path, headers=headers | {"Content-Type": JSON}, script="post_lines.lua",
         script_args=[str(bodies)], connections=CONNECTIONS, threads=THREADS,
@@ -205,7 +240,7 @@ def _bare(run: Run, tmp: Path, name: str) -> Measurement:
     env = dict(os.environ)
     with serving(name, uvicorn_bare_command(port), port=port, env=env, log_dir=tmp, ready_path="/ping") as server:
         _warm(server.base_url, "/json", bodies, {})
-        return _load(run, server, "/json", bodies, {})
+        return load_calls(run, server, "/json", bodies, {})
 
 
 @dataclass
@@ -218,17 +253,17 @@ class Call:
 CALLS = (Call("verify", "/v1/exchange/verify", VERIFIED), Call("fetch", "/v1/exchange/fetch", FETCHED))
 
 
-def _measure_size(
+def measure_size(
     run: Run, server: Any, seeded: Seeded, size: int, headers: dict[str, str]
 ) -> dict[str, tuple[Measurement, int, int]]:
     """Verify and fetch at one log size: (measurement, 2xx answers, ok audit entries written meanwhile)."""
     out = {}
     for call in CALLS:
-        bodies = _bodies(seeded, size, run.tmp / f"{call.name}-{size}.jsonl", call.name)
-        before = _audited_ok(seeded, call.action)
+        bodies = request_bodies(seeded, size, run.tmp / f"{call.name}-{size}.jsonl", call.name)
+        before = audited_ok(seeded, call.action)
         _warm(server.base_url, call.path, bodies, headers)
-        measured = _load(run, server, call.path, bodies, headers)
-        audited = _audited_ok(seeded, call.action) - before
+        measured = load_calls(run, server, call.path, bodies, headers)
+        audited = audited_ok(seeded, call.action) - before
         answered = WARM + measured.wrk.requests - measured.wrk.non_2xx
         out[call.name] = (measured, answered, audited)
         if server.process.poll() is not None:
@@ -256,10 +291,10 @@ def run_exchange(run: Run, database_url: str) -> dict[str, Any]:
     sizes: dict[int, dict[str, tuple[Measurement, int, int]]] = {}
     with serving("hub-exchange", hub_command(port), port=port, env=env, log_dir=run.tmp, ready_path="/readyz") as hub:
         headers = {"Authorization": f"Bearer {_token(hub.base_url, seeded)}"}
-        sizes[FIRST_SIZE] = _measure_size(run, hub, seeded, FIRST_SIZE, headers)
+        sizes[FIRST_SIZE] = measure_size(run, hub, seeded, FIRST_SIZE, headers)
         log(f"exchange: COPY {SECOND_SIZE - FIRST_SIZE:,} more licences")
         loads["second_s"] = round(bulk_licences(seeded, FIRST_SIZE, SECOND_SIZE - FIRST_SIZE), 1)
-        sizes[SECOND_SIZE] = _measure_size(run, hub, seeded, SECOND_SIZE, headers)
+        sizes[SECOND_SIZE] = measure_size(run, hub, seeded, SECOND_SIZE, headers)
     closing = _bare(run, run.tmp, "bare-exchange-closing")
     bare = (opening.rps + closing.rps) / 2
     results: dict[str, Any] = {
@@ -296,13 +331,9 @@ def run_exchange(run: Run, database_url: str) -> dict[str, Any]:
 def run(*, quick: bool, duration_s: int, skip_postgresql: bool = False) -> dict[str, Any]:
     started = time.perf_counter()
     wrk = ensure_wrk()
-    summary: dict[str, Any] = {
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "machine": report.machine_info(wrk_version(wrk)),
-        "quick": quick,
-        "wrk": f"{THREADS} threads, {CONNECTIONS} connections, {duration_s} s per run",
-        "load_average_start": load_average(),
-    }
+    summary = report.load_run_head(
+        wrk, quick=quick, wrk_line=f"{THREADS} threads, {CONNECTIONS} connections, {duration_s} s per run"
+    )
     up, detail = hub_setup.postgres_available()
     if skip_postgresql or not up:
         summary["skipped"] = "--skip-postgresql" if skip_postgresql else f"PostgreSQL: {detail}"

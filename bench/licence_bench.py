@@ -20,7 +20,6 @@ counted afterwards ("no audit, no data").
 from __future__ import annotations
 
 import collections
-import contextlib
 import hashlib
 import json
 import math
@@ -45,7 +44,7 @@ import redis
 from sqlalchemy import func, select
 
 from bench import hub_setup, report
-from bench.cpu import load_average, machine_busy_seconds, process_cpu_seconds
+from bench.cpu import load_average, machine_busy_seconds, named_cpu_seconds, tree_cpu_seconds
 from bench.licence_report import LOCK_SAMPLE_INTERVAL_S
 from bench.loadgen import ensure_wrk, wrk_version
 from bench.scenarios import Measurement, Run, log, measure
@@ -235,7 +234,7 @@ class Workers:
     logs: list[Path] = field(default_factory=list)
 
     def cpu_seconds(self) -> float:
-        return sum(_tree_cpu_seconds(p.pid) for p in self.processes)
+        return sum(tree_cpu_seconds(p.pid) for p in self.processes)
 
     def check_alive(self) -> None:
         for process, log_path in zip(self.processes, self.logs, strict=True):
@@ -264,50 +263,11 @@ def _tail(path: Path, lines: int = 40) -> str:
         return "(no log)"
 
 
-def _processes() -> Iterator[tuple[int, str, int]]:
-    """(pid, command name, parent pid) of every live process, from /proc/<pid>/stat (proc(5) fields 1, 2, 4)."""
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-        except OSError:
-            continue  # the process exited while we looked
-        name = text[text.index("(") + 1 : text.rindex(")")]
-        yield int(stat.parent.name), name, int(text[text.rindex(")") + 2 :].split()[1])
-
-
-def _cpu_seconds(pids: Iterator[int]) -> float:
-    total = 0.0
-    for pid in pids:
-        with contextlib.suppress(OSError):  # exited meanwhile
-            total += process_cpu_seconds(pid)
-    return total
-
-
-def _tree_cpu_seconds(pid: int) -> float:
-    """CPU time of ``pid`` and its live children: a prefork worker does its work in the child."""
-    return _cpu_seconds(p for p, _, parent in _processes() if pid in {p, parent})
-
-
-def _named_cpu_seconds(command: str, *, title: str = "") -> float:
-    """CPU time of every live process named ``command`` whose command line contains ``title``.
-
-    PostgreSQL backends show their database in their process title, so other databases' load is left out.
-    """
-    return _cpu_seconds(p for p, name, _ in _processes() if name == command and title in _cmdline(p))
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
-
-
 def _cpu_snapshot(workers: Workers, s3: Server, database: str) -> dict[str, float]:
     return {
         "workers": workers.cpu_seconds(), "s3": s3.cpu_seconds(),
-        "postgresql": _named_cpu_seconds("postgres", title=f" {database} "),
-        "redis": _named_cpu_seconds("redis-server"), "machine": machine_busy_seconds(),
+        "postgresql": named_cpu_seconds("postgres", title=f" {database} "),
+        "redis": named_cpu_seconds("redis-server"), "machine": machine_busy_seconds(),
     }  # fmt: skip
 
 
@@ -323,14 +283,14 @@ def _settings_from(env: Mapping[str, str]) -> Settings:
         os.environ.update(saved)
 
 
-def _company(n: int) -> tuple[str, str]:
+def company(n: int) -> tuple[str, str]:
     """A distinct company holder per ``n``: (USCC with valid check characters, name)."""
     return make_uscc("9", "1", "330100", f"{n:08d}"), f"临江市基准第{n}科技有限公司"
 
 
 def business_request(n: int) -> dict[str, Any]:
     """One POST /v1/licences body for a 营业执照 (also one JSON Lines row of a batch)."""
-    code, name = _company(n)
+    code, name = company(n)
     return {
         "certificate_type_code": BUSINESS.type_code, "certificate_holder_type": BUSINESS.holder_type,
         "certificate_holder_code": code, "certificate_holder_name": name,
@@ -721,7 +681,7 @@ def _seed_scan_hub(env: Mapping[str, str]) -> Seeded:
     return Seeded(licence_id, identifier, holder)
 
 
-def _presentation_token(client: httpx.Client, seeded: Seeded) -> str:
+def presentation_token(client: httpx.Client, seeded: Seeded) -> str:
     signed_in = client.post("/dev/idp/token", json=seeded.holder)
     signed_in.raise_for_status()
     bearer = {"Authorization": f"Bearer {signed_in.json()['id_token']}"}
@@ -731,7 +691,7 @@ def _presentation_token(client: httpx.Client, seeded: Seeded) -> str:
     return str(shown.json()["token"])
 
 
-def _check_scan(client: httpx.Client, path: str, times: int) -> None:
+def check_scan(client: httpx.Client, path: str, times: int) -> None:
     """Warm a scan route; each answer must be 200 with verdict "valid" (a denied scan is also a 200)."""
     for _ in range(times):
         answer = client.get(path, headers=ACCEPT_JSON)
@@ -762,9 +722,9 @@ def run_scan(run: Run, backend: str, database_url: str | None) -> ScanResult:
     warm = 200
     with serving(f"hub-{backend}", hub_command(port), port=port, env=env, log_dir=work, ready_path="/readyz") as server:
         with httpx.Client(base_url=server.base_url, timeout=30) as client:
-            token = _presentation_token(client, seeded)  # valid 300 s: longer than both wrk runs
-            _check_scan(client, f"/v/{token}", warm)
-            _check_scan(client, f"/v/{seeded.licence_id}", warm)
+            token = presentation_token(client, seeded)  # valid 300 s: longer than both wrk runs
+            check_scan(client, f"/v/{token}", warm)
+            check_scan(client, f"/v/{seeded.licence_id}", warm)
         token_m = measure(run, server, f"/v/{token}", headers=ACCEPT_JSON)
         static_m = measure(run, server, f"/v/{seeded.licence_id}", headers=ACCEPT_JSON)
         if server.process.poll() is not None:

@@ -5,9 +5,13 @@ from __future__ import annotations
 import os
 import platform
 import sys
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from bench.cpu import load_average
+from bench.loadgen import wrk_version
 
 RESULTS_MD = Path(__file__).parent / "RESULTS.md"
 _PACKAGES = ("fastapi", "starlette", "uvicorn", "uvloop", "httptools", "sqlalchemy", "psycopg", "pyjwt", "argon2-cffi")
@@ -21,6 +25,17 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown"
+
+
+def load_run_head(wrk: str, *, quick: bool, wrk_line: str) -> dict[str, Any]:
+    """The opening fields of an HTTP load benchmark's summary: when, where, how hard."""
+    return {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine_info(wrk_version(wrk)),
+        "quick": quick,
+        "wrk": wrk_line,
+        "load_average_start": load_average(),
+    }
 
 
 def machine_info(wrk_version: str) -> dict[str, Any]:

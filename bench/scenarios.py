@@ -108,8 +108,9 @@ def measure(
         machine_busy_s=machine_busy_seconds() - busy_before,
         duration_s=run.duration_s,
     )
+    shown = path if len(path) <= 60 else path[:57] + "…"  # a presentation token is ~2 kB
     log(
-        f"{server.name} {path}: {result.rps:.1f} req/s, p50 {result.p50_ms:.2f} ms, p99 {result.p99_ms:.2f} ms, "
+        f"{server.name} {shown}: {result.rps:.1f} req/s, p50 {result.p50_ms:.2f} ms, p99 {result.p99_ms:.2f} ms, "
         f"errors {result.errors}, other load {measured.other_cpu_cores:.2f} cores"
     )
     return measured

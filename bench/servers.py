@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.cpu import process_cpu_seconds
+from bench.cpu import tree_cpu_seconds
 
 HOST = "127.0.0.1"
 REPO = Path(__file__).resolve().parent.parent
@@ -41,8 +41,8 @@ class Server:
     log_path: Path
 
     def cpu_seconds(self) -> float:
-        """User + system CPU time of the server process so far (all its threads)."""
-        return process_cpu_seconds(self.process.pid)
+        """User + system CPU time of the server so far: all its threads, and its worker processes if it forks."""
+        return tree_cpu_seconds(self.process.pid)
 
     def log_tail(self, lines: int = 40) -> str:
         try:
@@ -95,8 +95,8 @@ def serving(
         _stop(process)
 
 
-def uvicorn_bare_command(port: int) -> list[str]:
-    """The baseline with the hub's uvicorn settings: one worker, no access log, uvloop/httptools."""
+def uvicorn_bare_command(port: int, workers: int = 1) -> list[str]:
+    """The baseline with the hub's uvicorn settings: ``workers`` processes, no access log, uvloop/httptools."""
     return [
         sys.executable,
         "-m",
@@ -104,12 +104,12 @@ def uvicorn_bare_command(port: int) -> list[str]:
         "bench.bare_app:app",
         f"--host={HOST}",
         f"--port={port}",
-        "--workers=1",
+        f"--workers={workers}",
         "--log-level=warning",
         "--no-access-log",
         "--proxy-headers",
     ]
 
 
-def hub_command(port: int) -> list[str]:
-    return [venv_bin("licence-hub"), "serve", f"--host={HOST}", f"--port={port}", "--workers=1"]
+def hub_command(port: int, workers: int = 1) -> list[str]:
+    return [venv_bin("licence-hub"), "serve", f"--host={HOST}", f"--port={port}", f"--workers={workers}"]

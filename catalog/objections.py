@@ -289,7 +289,7 @@ def transition(
     if target not in allowed:
         raise ObjectionTransitionInvalid(
             f"cannot {verb} an objection that is {objection.status}; allowed next: {', '.join(allowed) or 'none'}",
-            status=objection.status, allowed_next=list(allowed),
+            objection_status=objection.status, allowed_next=list(allowed),
         )  # fmt: skip
     note = note.strip() if note else None
     if target in REASON_REQUIRED and not note:

@@ -13,6 +13,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from hub.text import MULTILINE, ONE_LINE
+
 # 共享类型 (国发〔2016〕51号 第九条): who may use the data.
 SHARE_TYPES: dict[str, str] = {"unconditional": "无条件共享", "conditional": "有条件共享", "none": "不予共享"}
 # How open a share type is; a smaller number is more open.
@@ -94,8 +96,10 @@ RESOURCE_CODE = r"^[1-3][0-9]{0,11}/[0-9]{6}$"
 RESOURCE_CODE_RE = re.compile(RESOURCE_CODE)
 ITEM_KEY = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
 
-Text200 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Keyword = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)]
+Text200 = Annotated[str, StringConstraints(min_length=1, max_length=200), ONE_LINE]
+Keyword = Annotated[str, StringConstraints(min_length=1, max_length=40), ONE_LINE]
+# A summary is dct:description in the DCAT export, which DCAT-AP requires non-blank.
+Summary = Annotated[str, StringConstraints(min_length=1, max_length=4000), MULTILINE]
 ResourceCode = Annotated[str, StringConstraints(pattern=RESOURCE_CODE)]
 
 
@@ -107,7 +111,9 @@ class DataItemIn(_Strict):
     """A data item (信息项): its stable key, name, type and its own share type."""
 
     key: str = Field(pattern=ITEM_KEY, description="Stable identifier, e.g. a column or licence face field name")
-    name: str = Field(min_length=1, max_length=100, examples=["统一社会信用代码"])
+    name: Annotated[str, StringConstraints(min_length=1, max_length=100), ONE_LINE] = Field(
+        examples=["统一社会信用代码"]
+    )
     data_type: DataType = "string"
     length: int | None = Field(default=None, ge=1, le=1_000_000)
     description: str | None = Field(default=None, max_length=2000)
@@ -121,7 +127,7 @@ class ResourceIn(_Strict):
 
     classification_code: str = Field(pattern=CLASSIFICATION_CODE, description="An existing 类/项/目/细目 node")
     name: Text200 = Field(examples=["企业基本登记信息"])
-    summary: str = Field(min_length=1, max_length=4000)
+    summary: Summary
     format: Format
     items: list[DataItemIn] = Field(min_length=1, max_length=500)
     share_type: ShareType
@@ -136,22 +142,35 @@ class ResourceIn(_Strict):
     provider_code: str | None = Field(default=None, description="Admin only: the providing department's USCC")
 
 
-class ResourcePatch(_Strict):
-    """A change to a resource: only the fields sent change; ``items`` replaces the whole item list."""
+def _no_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
 
-    name: Text200 | None = None
-    summary: str | None = Field(default=None, min_length=1, max_length=4000)
-    format: Format | None = None
-    items: list[DataItemIn] | None = Field(default=None, min_length=1, max_length=500)
-    share_type: ShareType | None = None
+
+def _kept(**constraints: Any) -> Any:
+    """A PATCH field that is optional but never null: omitted keeps the value, which the resource must have."""
+    return Field(default=None, json_schema_extra=_no_default, **constraints)
+
+
+class ResourcePatch(_Strict):
+    """A change to a resource: only the fields sent change; ``items`` replaces the whole item list.
+
+    Only ``share_conditions`` and ``legal_basis`` may be cleared with null; every other field is required
+    metadata, so null is refused rather than stored.
+    """
+
+    name: Text200 = _kept()
+    summary: Summary = _kept()
+    format: Format = _kept()
+    items: list[DataItemIn] = _kept(min_length=1, max_length=500)
+    share_type: ShareType = _kept()
     share_conditions: str | None = Field(default=None, max_length=4000)
     legal_basis: str | None = Field(default=None, max_length=4000)
-    share_method: ShareMethod | None = None
-    open_attribute: OpenAttribute | None = None
-    update_frequency: UpdateFrequency | None = None
-    publish_date: date | None = None
-    related_codes: list[ResourceCode] | None = Field(default=None, max_length=50)
-    keywords: list[Keyword] | None = Field(default=None, max_length=20)
+    share_method: ShareMethod = _kept()
+    open_attribute: OpenAttribute = _kept()
+    update_frequency: UpdateFrequency = _kept()
+    publish_date: date = _kept()
+    related_codes: list[ResourceCode] = _kept(max_length=50)
+    keywords: list[Keyword] = _kept(max_length=20)
     change_summary: str | None = Field(default=None, max_length=2000, description="Recorded with a new version")
 
 

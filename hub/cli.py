@@ -219,21 +219,28 @@ def rotate_key(
     _emit(data, as_json, "key rotated")
 
 
-@admin_app.command("rewrap-seal-keys")
-def rewrap_seal_keys(as_json: JsonOpt = False) -> None:
-    """Re-encrypt software seal keys under the current master key (the first in HUB_MASTER_KEY).
+@admin_app.command("rewrap")
+def rewrap(as_json: JsonOpt = False) -> None:
+    """Re-encrypt everything under the current master key (the first in HUB_MASTER_KEY).
 
-    Rotate by putting the new master key first and the old one after it, run this, then drop the old one.
+    Hub keys, seal keys and webhook secrets, in one transaction. Rotation without downtime: docs/operations.md.
     """
+    from hub.keys.service import rewrap_keys  # noqa: PLC0415
+    from hub.webhooks.service import rewrap_secrets  # noqa: PLC0415
     from seals.keystore import rewrap_software_keys  # noqa: PLC0415
 
     runtime = _runtime()
     try:
         with runtime.session_scope() as session:
-            count = rewrap_software_keys(session, runtime.master_keys)
+            ring = runtime.master_keys
+            counts = {
+                "hub_keys": rewrap_keys(session, ring),
+                "seal_keys": rewrap_software_keys(session, ring),
+                "webhook_secrets": rewrap_secrets(session, ring),
+            }
     except DomainError as exc:
         _fail(exc)
-    _emit({"rewrapped": count, "master_key_id": runtime.master_keys.current_id}, as_json, "seal keys rewrapped")
+    _emit({"rewrapped": counts, "master_key_id": runtime.master_keys.current_id}, as_json, "rewrapped")
 
 
 @audit_app.command("checkpoint")

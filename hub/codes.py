@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 from hub.errors import InvalidIdNumber, InvalidInput, InvalidUSCC
 
@@ -171,3 +172,20 @@ def make_id_number(area6: str, birth: dt.date, seq3: str) -> str:
         raise ValueError(msg)
     first17 = f"{area6}{birth.year:04d}{birth.month:02d}{birth.day:02d}{seq3}"
     return first17 + id_number_check_char(first17)
+
+
+_ID_NUMBER_LIKE = re.compile(r"(?<![0-9A-Za-z])[1-9][0-9]{16}[0-9Xx](?![0-9A-Za-z])")
+
+
+def mask_id_numbers(text: str) -> str:
+    """``text`` with every valid citizen ID number masked to its first 6 and last 4 characters.
+
+    For what the hub itself writes out (error bodies): a caller who puts an ID number where it does not belong
+    (a URL path, a free-text field) must not see it echoed back, nor must anything that stores the answer.
+    """
+
+    def mask(match: re.Match[str]) -> str:
+        code = match.group(0)
+        return f"{code[:6]}{'*' * 8}{code[-4:]}" if id_number_check_char(code[:17]) == code[17].upper() else code
+
+    return _ID_NUMBER_LIKE.sub(mask, text)

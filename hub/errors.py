@@ -87,3 +87,10 @@ class ServiceUnavailable(DomainError):
     status = 503
     code = "service_unavailable"
     title = "A backing service is unavailable; retry later"
+
+
+class StorageFull(ServiceUnavailable):
+    """The disk under the file store or the embedded database is full: nothing was written; free space, retry."""
+
+    code = "storage_full"
+    title = "The hub's storage is full; nothing was saved. Retry once an operator has freed space"

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from celery import Celery
+from celery import Celery, Signature
+from celery.exceptions import Retry
 from sqlalchemy import event
 from sqlalchemy.orm import Session, SessionTransaction
 
@@ -56,13 +58,19 @@ configure(celery_app, Settings())
 # 100 k licences) answers at once. Two threads, like the two Celery workers of the reference setup.
 _pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="hub-job")
 _PENDING = "hub.jobs.pending"
+_MIN_RETRY_DELAY_S = 1.0  # Celery's full-jitter backoff can say 0 s: never spin on a lock
+
+
+def registered(name: str) -> Any:
+    """The Celery task ``name``; hub.tasks registers its tasks on first use in API processes."""
+    if name not in celery_app.tasks:
+        celery_app.loader.import_default_modules()
+    return celery_app.tasks[name]
 
 
 def dispatch(settings: Settings, name: str, **kwargs: Any) -> None:
     """Run task ``name`` now: queued on the broker, on the in-process pool, or inline (tests)."""
-    if name not in celery_app.tasks:
-        celery_app.loader.import_default_modules()  # hub.tasks registers on first use in API processes
-    task = celery_app.tasks[name]
+    task = registered(name)
     if not settings.is_eager:
         task.apply_async(kwargs=kwargs)
     elif settings.inline_jobs:
@@ -71,9 +79,25 @@ def dispatch(settings: Settings, name: str, **kwargs: Any) -> None:
         _pool.submit(_run_logged, name, kwargs)
 
 
-def _run_logged(name: str, kwargs: dict[str, Any]) -> None:
+def _run_logged(name: str, kwargs: dict[str, Any], retry: Signature | None = None) -> None:
     try:
-        celery_app.tasks[name].apply(kwargs=kwargs, throw=True)
+        if retry is None:
+            celery_app.tasks[name].apply(kwargs=kwargs, throw=True)
+        else:
+            retry.apply(throw=True)
+    except Retry as again:
+        # A task's autoretry (a locked SQLite database, the object store down) raises Retry in eager mode
+        # instead of queueing the retry as a worker would, so the runner does it: the same countdown and the
+        # same max_retries (the signature carries the retry count). Without this a chunk of a batch that
+        # met "database is locked" waited for the redrive (5 minutes or more) although the lock was gone in
+        # seconds: the whole-system benchmark found it.
+        delay = max(_MIN_RETRY_DELAY_S, float(again.when)) if isinstance(again.when, int | float) else 5.0
+        log.warning(
+            "in-process job will retry", extra={"job": name, "in_seconds": delay, "error": type(again.exc).__name__}
+        )
+        timer = threading.Timer(delay, _pool.submit, args=(_run_logged, name, kwargs, again.sig))
+        timer.daemon = True
+        timer.start()
     except Exception:
         # The job's own state (batch rows, delivery rows) says what is left; the scheduler or an
         # operator re-drives it. Nothing a thread raises can reach a caller, so it is logged here.

@@ -6,7 +6,7 @@ import logging
 import threading
 import time
 
-from hub.jobs import PERIODIC_JOBS, celery_app
+from hub.jobs import PERIODIC_JOBS, registered
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ class InProcessScheduler:
 
     def _run(self, name: str) -> None:
         try:
-            celery_app.tasks[name].apply_async()
+            registered(name).apply_async()  # a fresh API process has not imported hub.tasks yet
             self.runs[name] += 1
         except Exception:
             # A failing periodic job must not kill the scheduler; it is logged and retried next tick.

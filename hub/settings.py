@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     # Roots of other hubs whose seals this hub accepts (跨域验签): a PEM bundle, checked at start-up.
     trusted_roots_file: Path | None = None
 
+    # When set, GET /metrics answers only "Authorization: Bearer <token>" (a Prometheus scrape job's
+    # bearer_token); unset, it is open, for a deployment that keeps /metrics off the public proxy.
+    metrics_token: SecretStr | None = None
+
     log_level: str = "INFO"
     log_json: bool = True
     scheduler_enabled: bool = True
@@ -71,6 +75,12 @@ class Settings(BaseSettings):
     batch_stalled_seconds: float = Field(default=300.0, gt=0)
     # Redis broker: an unacknowledged task (its worker was killed) is delivered again after this long.
     broker_visibility_timeout_seconds: int = Field(default=900, ge=1)
+    # Request bodies over these sizes are refused with 413 before they are read (hub.api.body_limit, which also
+    # holds the fixed limits of verification uploads and seal images). A JSON API call needs a few KiB. A batch
+    # row (one POST /v1/licences body) is about 1 KiB, so HUB_BATCH_MAX_ROWS rows fit with room to spare;
+    # rows times their 64 KiB line limit (6.4 GB) would be no limit at all.
+    max_body_bytes: int = Field(default=1 << 20, ge=64 << 10)
+    max_batch_body_bytes: int = Field(default=256 << 20, ge=1 << 20)
 
     # Catalogue (issue 6): providers answer access requests within N working days (国发〔2016〕51号: 10),
     # handlers answer objections within M; holidays and make-up working days (调休) come from a JSON file

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import os
 import re
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -15,7 +18,7 @@ import urllib3
 from minio import Minio
 from minio.error import S3Error
 
-from hub.errors import NotFound, ServiceUnavailable
+from hub.errors import NotFound, ServiceUnavailable, StorageFull
 
 _KEY = re.compile(r"[0-9a-f]{64}")  # used with fullmatch: "$" would also accept a trailing newline
 
@@ -62,6 +65,11 @@ class LocalBlobStore:
                 fh.flush()
                 os.fsync(fh.fileno())
             Path(tmp).replace(path)
+        except OSError as exc:
+            Path(tmp).unlink(missing_ok=True)
+            if exc.errno in {errno.ENOSPC, errno.EDQUOT}:
+                raise StorageFull(f"no space left under {self.root}") from exc
+            raise
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
@@ -82,6 +90,20 @@ class LocalBlobStore:
             raise ServiceUnavailable(f"the blob directory {self.root} is not writable")
 
 
+class ObjectStoreUnavailable(ServiceUnavailable):
+    code = "object_store_unavailable"
+    title = "The object store is unreachable; nothing was saved. Retry later"
+
+
+@contextmanager
+def _reachable() -> Iterator[None]:
+    """An object store that cannot be reached is an outage (503, retried by jobs), not a bug (500)."""
+    try:
+        yield
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        raise ObjectStoreUnavailable("the object store is unreachable") from exc
+
+
 class S3BlobStore:
     """A bucket on MinIO or any S3 endpoint, through the minio SDK."""
 
@@ -96,25 +118,29 @@ class S3BlobStore:
     def put(self, data: bytes) -> str:
         key = hashlib.sha256(data).hexdigest()
         if not self.exists(key):
-            self.client.put_object(self.bucket, key, io.BytesIO(data), len(data))
+            with _reachable():
+                self.client.put_object(self.bucket, key, io.BytesIO(data), len(data))
         return key
 
     def get(self, key: str) -> bytes:
         try:
-            response = self.client.get_object(self.bucket, _check_key(key))
+            with _reachable():
+                response = self.client.get_object(self.bucket, _check_key(key))
         except S3Error as exc:
             if exc.code in {"NoSuchKey", "NoSuchObject"}:
                 raise BlobNotFound from exc
             raise
         try:
-            return response.read()
+            with _reachable():
+                return response.read()
         finally:
             response.close()
             response.release_conn()
 
     def exists(self, key: str) -> bool:
         try:
-            self.client.stat_object(self.bucket, _check_key(key))
+            with _reachable():
+                self.client.stat_object(self.bucket, _check_key(key))
         except S3Error as exc:
             if exc.code in {"NoSuchKey", "NoSuchObject", "NotFound"}:
                 return False

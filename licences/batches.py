@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from audit.append import append as append_audit
 from audit.entries import AuditEvent
 from hub.clock import utcnow
-from hub.errors import DomainError, InvalidInput, NotFound
+from hub.errors import DomainError, InvalidInput, NotFound, ServiceUnavailable
 from hub.identity.service import get_department_or_raise
 from licences.issuance import Actor, Issuer, LicenceContext, allocate_serials, issue
 from licences.models import LicenceBatch, LicenceBatchRow
@@ -269,6 +269,8 @@ def _issue_row(
                 session, ctx, issuer, request, actor, batch_id=batch_id, serial=serial, audit_events=row_events
             )
         events.extend(row_events)  # only once its savepoint is released
+    except ServiceUnavailable:
+        raise  # an outage (database, object store, full disk) is not the row's fault: the chunk is retried
     except DomainError as exc:
         row.status, row.error_code, row.error_detail = FAILED, exc.code, exc.detail[:2000]
         return True

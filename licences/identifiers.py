@@ -95,7 +95,10 @@ def make_identifier(type_code: str, issuer_code: str, serial: str, version: str 
 
 def parse_identifier(text: str) -> LicenceIdentifier:
     """Parse and fully check an identifier: prefix, parts, USCC check characters and the MOD 37,36 check."""
-    text = text.strip().upper()
+    text = text.strip()
+    if not text.isascii():  # before upper(): Unicode case mapping turns "ſ" into "S" and "ﬁ" into "FI"
+        raise LicenceIdentifierInvalid("a licence identifier has only 0-9, A-Z and dots")
+    text = text.upper()
     if not text.startswith(PREFIX + "."):
         raise LicenceIdentifierInvalid(f"a licence identifier starts with {PREFIX}.")
     parts = text[len(PREFIX) + 1 :].split(".")

@@ -180,6 +180,8 @@ def verify_presentation(
     Order matters: the signature is checked before the lifetime, so "expired" is only ever said of a
     code the hub really signed; a forged code reads as forged whatever its ``exp``.
     """
+    if not token.isascii():  # RFC 7515 §7.1: base64url and dots; PyJWT would fail to encode a lone surrogate
+        raise PresentationMalformed("the code is not a compact JWS")
     try:
         header = jwt.get_unverified_header(token)
     except jwt.PyJWTError as exc:

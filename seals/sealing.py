@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from seals import image as seal_image
 from seals import service as pki
+from seals.errors import SealKeyDisabled
 from seals.lifecycle import ACTIVE, SealContext, SealStateConflict, certificate_of
 from seals.models import Seal
 from seals.pades import PreparedSeal, seal_pdf
@@ -82,5 +83,13 @@ def seal_document(
     if seal.status != ACTIVE:
         cache.evict(seal.id)
         raise SealStateConflict(f"seal {seal.id} is {seal.status} and cannot seal documents")
-    prepared = cache.get(session, context, seal)
-    return seal_pdf(pdf, prepared, rect=placement.rect, page_index=placement.page_index, timestamp=timestamp)
+    try:
+        prepared = cache.get(session, context, seal)
+        return seal_pdf(pdf, prepared, rect=placement.rect, page_index=placement.page_index, timestamp=timestamp)
+    except SealKeyDisabled:
+        # The row read in this unit of work says active, so the disable that stopped the cached signer was
+        # rolled back (a revocation that failed after disable_key): rebuild from the key store, once. A key
+        # that is really gone (committed, or destroyed on a token) fails again here, as it must.
+        cache.evict(seal.id)
+        prepared = cache.get(session, context, seal)
+        return seal_pdf(pdf, prepared, rect=placement.rect, page_index=placement.page_index, timestamp=timestamp)

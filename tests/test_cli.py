@@ -251,7 +251,7 @@ def test_create_client_for_an_unknown_department_exits_2(initialised: tuple[dict
     assert "not_found" in done.stderr
 
 
-def test_rewrap_seal_keys_moves_software_keys_to_the_new_master_key(data_dir: Path, tmp_path: Path) -> None:
+def test_rewrap_moves_software_seal_keys_to_the_new_master_key(data_dir: Path, tmp_path: Path) -> None:
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import ec, utils
 
@@ -280,13 +280,14 @@ def test_rewrap_seal_keys_moves_software_keys_to_the_new_master_key(data_dir: Pa
     finally:
         runtime.close()
 
-    refused = run_cli("admin", "rewrap-seal-keys", env=cli_env(data_dir, HUB_MASTER_KEY=stranger), cwd=tmp_path)
+    refused = run_cli("admin", "rewrap", env=cli_env(data_dir, HUB_MASTER_KEY=stranger), cwd=tmp_path)
     assert refused.returncode == 2
     assert "master_key_unavailable" in refused.stderr
     rotating = cli_env(data_dir, HUB_MASTER_KEY=f"{new},{old}")  # new key first, old key second
-    report = ok_json(run_cli("admin", "rewrap-seal-keys", "--json", env=rotating, cwd=tmp_path))
-    assert report == {"rewrapped": 1, "master_key_id": MasterKeyRing.parse(new).current_id}
-    assert ok_json(run_cli("admin", "rewrap-seal-keys", "--json", env=rotating, cwd=tmp_path))["rewrapped"] == 0
+    report = ok_json(run_cli("admin", "rewrap", "--json", env=rotating, cwd=tmp_path))
+    assert report["rewrapped"]["seal_keys"] == 1
+    assert report["master_key_id"] == MasterKeyRing.parse(new).current_id
+    assert ok_json(run_cli("admin", "rewrap", "--json", env=rotating, cwd=tmp_path))["rewrapped"]["seal_keys"] == 0
 
     public_key, signature = signer_under(new)  # the old master key is gone from the ring
     public_key.verify(signature, digest, ec.ECDSA(utils.Prehashed(hashes.SHA256())))
@@ -385,3 +386,95 @@ def test_serve_initialises_a_fresh_directory_and_reuses_it_on_restart(
     verifier = jwt.PyJWK(jwk)
     claims = jwt.decode(access_token, verifier.key, algorithms=[verifier.algorithm_name], audience=f"{base}/v1")
     assert claims["scope"] == "licence:read"
+
+
+def _process(data_dir: Path, ring: str, seal_keys: list[str], digest: bytes) -> dict[str, Any]:
+    """What a process started with HUB_MASTER_KEY=ring can do: sign tokens, the audit key, webhook secrets, seals.
+
+    The per-process key cache is emptied first, as a newly started process has it.
+    """
+    from hub.keys import service as keys
+    from hub.runtime import build_runtime
+    from hub.settings import Settings
+    from hub.webhooks import service as webhooks
+    from hub.webhooks.models import WebhookEndpoint
+    from seals.keystore import SoftwareKeyStore
+
+    keys._material_cache.clear()
+    runtime = build_runtime(Settings(env="test", data_dir=data_dir, master_key=ring))
+    try:
+        with runtime.session_scope() as session:
+            signing = keys.signing_key(session, runtime.master_keys, keys.ACCESS_TOKEN).kid
+            audit = runtime.audit_signer.key_id
+            hooks = [webhooks.endpoint_key(runtime.master_keys, e) for e in session.query(WebhookEndpoint)]
+            store = SoftwareKeyStore(runtime.master_keys)
+            sealed = [store.signer(session, k).sign_digest(digest) for k in seal_keys]
+            return {"signing": signing, "audit": audit, "hooks": len(hooks), "seals": len(sealed)}
+    finally:
+        runtime.close()
+
+
+def _seed_rotation(data_dir: Path, master_key: str) -> list[str]:
+    """A seal key and a webhook endpoint secret, both under ``master_key``; the seal key ids."""
+    from hub.identity import service as identity
+    from hub.runtime import build_runtime
+    from hub.settings import Settings
+    from hub.webhooks import service as webhooks
+    from seals.keystore import SoftwareKeyStore
+
+    runtime = build_runtime(Settings(env="test", data_dir=data_dir, master_key=master_key))
+    try:
+        with runtime.session_scope() as session:
+            seal_keys = [SoftwareKeyStore(runtime.master_keys).create_key(session, label="电子证照专用章").key_id]
+            dept = identity.create_department(
+                session, code=random_uscc(), name="临江市市场监督管理局", level="municipal", area_code="330100"
+            ).code
+            webhooks.register_endpoint(
+                session, runtime.settings, runtime.master_keys, department_code=dept,
+                url="https://hooks.example.gov.cn/licence", types=["cn.gov.licence-hub.licence.revoked"],
+            )  # fmt: skip
+    finally:
+        runtime.close()
+    return seal_keys
+
+
+def test_the_master_key_rotates_without_downtime(data_dir: Path, tmp_path: Path) -> None:
+    """docs/operations.md's rolling rotation: every step leaves every process able to read everything.
+
+    "Processes" (runtimes with their own key ring) run side by side through the steps; `admin rewrap` moves
+    everything; the old key then goes.
+    """
+    from hub.keys import service as keys
+    from hub.runtime import build_runtime
+    from hub.settings import Settings
+
+    old, new = (base64.b64encode(secrets.token_bytes(32)).decode() for _ in range(2))
+    ok(run_cli("init", env=cli_env(data_dir, HUB_MASTER_KEY=old), cwd=tmp_path))
+    digest = hashlib.sha256(b"sealed during the rotation").digest()
+    seal_keys = _seed_rotation(data_dir, old)
+    before = _process(data_dir, old, seal_keys, digest)
+    assert before["hooks"] == 1 and before["seals"] == 1
+
+    # 1. Every process learns the new key, still writing under the old one: "old,new".
+    assert _process(data_dir, f"{old},{new}", seal_keys, digest) == before
+    # 2. One by one, processes write under the new key: "new,old". Old-first processes still read what they write.
+    runtime = build_runtime(Settings(env="test", data_dir=data_dir, master_key=f"{new},{old}"))
+    try:
+        with runtime.session_scope() as session:
+            rotated = keys.rotate_key(session, runtime.master_keys, keys.ACCESS_TOKEN).kid  # written under new
+    finally:
+        runtime.close()
+    assert _process(data_dir, f"{old},{new}", seal_keys, digest)["signing"] == rotated
+    assert _process(data_dir, f"{new},{old}", seal_keys, digest)["signing"] == rotated
+    # 3. Rewrap everything still under the old key.
+    rotating = cli_env(data_dir, HUB_MASTER_KEY=f"{new},{old}")
+    report = ok_json(run_cli("admin", "rewrap", "--json", env=rotating, cwd=tmp_path))
+    assert report["rewrapped"]["seal_keys"] == 1 and report["rewrapped"]["webhook_secrets"] == 1
+    assert report["rewrapped"]["hub_keys"] >= 9  # every purpose's key, the retired access-token key too
+    assert ok_json(run_cli("admin", "rewrap", "--json", env=rotating, cwd=tmp_path))["rewrapped"] == {
+        "hub_keys": 0, "seal_keys": 0, "webhook_secrets": 0
+    }  # fmt: skip
+    # 4. The old key goes.
+    assert _process(data_dir, new, seal_keys, digest) == {**before, "signing": rotated}
+    with pytest.raises(Exception, match="master"):
+        _process(data_dir, old, seal_keys, digest)  # a process with only the old key cannot read the new material

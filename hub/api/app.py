@@ -11,17 +11,21 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry
 
 from hub.api.admission import AdmissionGate
+from hub.api.body_limit import BodyLimit, body_limits
 from hub.api.middleware import RequestContextMiddleware, RequestMetrics
+from hub.api.openapi import install as install_openapi
 from hub.api.problems import install_problem_handlers
 from hub.api.routes import (
     admin,
     audit,
+    audit_console,
     catalog_access,
     catalog_dcat,
     catalog_matters,
     catalog_objections,
     catalog_resources,
     clients,
+    console,
     devidp,
     exchange,
     licences,
@@ -33,6 +37,7 @@ from hub.api.routes import (
     portal,
     scan,
     seals,
+    staff,
     tsa,
     verify,
     webhooks,
@@ -69,9 +74,18 @@ def create_app(runtime: Runtime, *, start_scheduler: bool = False) -> FastAPI:
     set_runtime(runtime)  # in-process jobs (embedded mode, tests) run with the app's own runtime
     registry = CollectorRegistry()
     app.state.metrics_registry = registry
-    app.add_middleware(AdmissionGate, limit=settings.max_concurrent_requests)  # inside the request context
+    # The last added runs first: request context, then the body limit (an oversized request is refused before
+    # it waits for a slot), then the admission gate.
+    app.add_middleware(AdmissionGate, limit=settings.max_concurrent_requests)
+    app.add_middleware(
+        BodyLimit,
+        default=settings.max_body_bytes,
+        paths=body_limits(settings),
+        pages={"/verify": pages.verify_page_too_large},
+    )
     app.add_middleware(RequestContextMiddleware, metrics=RequestMetrics(registry))
     install_problem_handlers(app)
+    install_openapi(app)
     # Routes are matched in order, one pattern at a time: the calls made most often come first.
     app.include_router(exchange.router)
     app.include_router(scan.router)
@@ -86,6 +100,9 @@ def create_app(runtime: Runtime, *, start_scheduler: bool = False) -> FastAPI:
     app.include_router(verify.router)
     app.include_router(pages.router)
     app.include_router(portal.router)
+    app.include_router(staff.router)
+    app.include_router(audit_console.router)
+    app.include_router(console.router)
     app.mount("/static", StaticFiles(directory=Path(__file__).parents[1] / "static"), name="static")
     app.include_router(licences.router)
     app.include_router(me.router)

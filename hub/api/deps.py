@@ -15,9 +15,10 @@ from hub import audited
 from hub.db import begin_read_only
 from hub.errors import DomainError
 from hub.identity import service as identity
-from hub.identity.errors import ScopeMissing, TokenMissing
-from hub.identity.models import Holder
-from hub.identity.oidc import verify_id_token
+from hub.identity.errors import IdTokenInvalid, ScopeMissing, StaffRoleNotAllowed, TokenMissing
+from hub.identity.models import Department, Holder
+from hub.identity.oidc import StaffIdentity, verify_id_token, verify_staff_id_token
+from hub.identity.scopes import SCOPES
 from hub.identity.tokens import AccessClaims
 from hub.keys import service as keys
 from hub.runtime import Runtime
@@ -72,9 +73,19 @@ def unit_of_work(runtime: Runtime, *, read_only: bool) -> Iterator[Session]:
                 begin_read_only(session)
             yield session
     except DomainError as exc:
-        if exc.audit_event is not None and exc.receipt is None:
-            exc.receipt = runtime.audit.record([exc.audit_event])[0].to_json()
+        _record_refusal_event(runtime, exc)
         raise
+
+
+def _record_refusal_event(runtime: Runtime, exc: DomainError) -> None:
+    if exc.audit_event is not None and exc.receipt is None:
+        exc.receipt = runtime.audit.record([exc.audit_event])[0].to_json()
+
+
+def record_refusal(session: Session, runtime: Runtime, exc: DomainError) -> None:
+    """A page that answers a refusal itself: roll its changes back, then record the refusal's entry (if any)."""
+    session.rollback()
+    _record_refusal_event(runtime, exc)
 
 
 # scope="function": the commit runs before the response leaves (DESIGN.md "no audit, no data").
@@ -102,7 +113,9 @@ def require_scope(scope: str | None) -> Any:
     return Depends(authorise)
 
 
-_holder_bearer = HTTPBearer(auto_error=False, description="OpenID Connect ID token of the holder")
+_holder_bearer = HTTPBearer(
+    auto_error=False, scheme_name="HolderIdToken", description="OpenID Connect ID token of the holder"
+)
 HolderBearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_holder_bearer)]
 
 
@@ -124,27 +137,67 @@ def current_holder(session: SessionDep, runtime: RuntimeDep, credentials: Holder
     return holder_from_id_token(session, runtime, credentials.credentials)
 
 
+def _issuer_or_raise(runtime: Runtime) -> str:
+    if runtime.settings.holder_issuer is None:
+        raise TokenMissing("no identity provider is configured (HUB_OIDC_ISSUER)")
+    return runtime.settings.holder_issuer
+
+
+@contextmanager
+def _sign_in_audited(action: str) -> Iterator[None]:
+    """A failed sign-in is audited (issue 3); the token itself is never logged."""
+    try:
+        yield
+    except DomainError as exc:
+        exc.audit_event = audited.event(
+            action=action, outcome="denied", actor_type="public", actor="anonymous", error_code=exc.code
+        )
+        raise
+
+
 def holder_from_id_token(session: Session, runtime: Runtime, id_token: str) -> Holder:
     """The holder an ID token signs in (API bearer or the portal's session cookie); a failure is audited."""
-    settings = runtime.settings
-    if settings.holder_issuer is None:
-        raise TokenMissing("no holder identity provider is configured (HUB_OIDC_ISSUER)")
-    try:
+    with _sign_in_audited("identity.holder.signed_in"):
         identity_ = verify_id_token(
             id_token,
-            issuer=settings.holder_issuer,
-            audience=settings.oidc_audience,
+            issuer=_issuer_or_raise(runtime),
+            audience=runtime.settings.oidc_audience,
             jwk_for_kid=_holder_jwk_source(session, runtime),
         )
-    except DomainError as exc:  # a failed sign-in is audited (issue 3); the token itself is not logged
-        exc.audit_event = audited.event(
-            action="identity.holder.signed_in", outcome="denied", actor_type="public", actor="anonymous",
-            error_code=exc.code,
-        )  # fmt: skip
-        raise
     return identity.resolve_holder(
         session, holder_type=identity_.holder_type, holder_code=identity_.holder_code, name=identity_.name
     )
+
+
+STAFF_ROLES = frozenset(SCOPES) - {"admin"}  # administration stays with API clients and the CLI
+
+
+def staff_from_id_token(session: Session, runtime: Runtime, id_token: str) -> tuple[StaffIdentity, AccessClaims]:
+    """The officer a console session cookie signs in, and the claims the API handlers take; failures audited.
+
+    The identity provider vouches for the officer's department and roles; the hub checks the department
+    is registered and the roles are scopes a person may hold. ``client_id`` is ``staff:<officer id>``, so
+    every audit entry of a console action names the officer.
+    """
+    with _sign_in_audited("identity.staff.signed_in"):
+        staff = verify_staff_id_token(
+            id_token,
+            issuer=_issuer_or_raise(runtime),
+            audience=runtime.settings.oidc_audience,
+            jwk_for_kid=_holder_jwk_source(session, runtime),
+        )
+        if session.get(Department, staff.department_code) is None:
+            raise IdTokenInvalid("the ID token names a department the hub does not know")
+        if not staff.roles <= STAFF_ROLES:
+            raise StaffRoleNotAllowed(f"not for a person: {' '.join(sorted(staff.roles - STAFF_ROLES))}")
+    claims = AccessClaims(
+        client_id=f"staff:{staff.officer_id}",
+        department_code=staff.department_code,
+        scopes=staff.roles,
+        jti="",
+        expires_at=staff.expires_at,
+    )
+    return staff, claims
 
 
 HolderDep = Annotated[Holder, Depends(current_holder)]

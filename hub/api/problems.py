@@ -5,13 +5,16 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
-from hub.errors import DomainError, InvalidInput, ServiceUnavailable
+from hub.codes import mask_id_numbers
+from hub.errors import DomainError, InvalidInput, ServiceUnavailable, StorageFull
 
 log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
@@ -42,6 +45,9 @@ class RequestInvalid(InvalidInput):
 def problem_response(error: DomainError, request: Request) -> JSONResponse:
     body = error.problem()
     body["instance"] = request.url.path
+    for key in ("detail", "instance"):  # both may echo the caller's input
+        if isinstance(body.get(key), str):
+            body[key] = mask_id_numbers(body[key])
     if (rid := getattr(request.state, "request_id", None)) is not None:
         body["request_id"] = rid
     headers = dict(error.headers)
@@ -50,10 +56,52 @@ def problem_response(error: DomainError, request: Request) -> JSONResponse:
     return JSONResponse(body, status_code=error.status, headers=headers, media_type=PROBLEM_JSON)
 
 
+HTTP_CODES = {
+    400: "request_malformed",  # FastAPI: a body that cannot be read as its media type (e.g. not UTF-8 JSON)
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
+
+
 def _http_code(status: int) -> str:
-    return {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large", 415: "unsupported_media_type"}.get(
-        status, f"http_{status}"
+    return HTTP_CODES.get(status, f"http_{status}")
+
+
+def http_problem_response(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    """An HTTP-level refusal (404, 405, 413, ...) as problem+json; also used by middleware outside the handlers."""
+    return problem_response(_http_problem(request, exc), request)
+
+
+def _http_problem(request: Request, exc: StarletteHTTPException) -> DomainError:
+    error = DomainError(str(exc.detail))
+    error.status = exc.status_code  # type: ignore[misc]
+    error.code = _http_code(exc.status_code)  # type: ignore[misc]
+    error.title = str(exc.detail)  # type: ignore[misc]
+    error.headers.update(exc.headers or {})
+    if exc.status_code == 405 and "Allow" in error.headers:  # a route's 405 (StaticFiles sends none)
+        error.headers["Allow"] = _allowed_methods(request)
+    return error
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route serves at this path (RFC 9110 §15.5.6); Starlette names only the first route's."""
+    routes = request.app.router.routes
+    return ", ".join(
+        method
+        for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+        if any(route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes)
     )
+
+
+def _outage(cause: BaseException) -> DomainError:
+    """What a database error that is not the request's fault tells the caller."""
+    if "disk is full" in str(cause):  # SQLITE_FULL: the embedded database's disk is full
+        log.error("storage full", extra={"error": type(cause).__name__})
+        return StorageFull()
+    log.warning("database unavailable", extra={"error": type(cause).__name__})
+    return DatabaseUnavailable()
 
 
 def install_problem_handlers(app: FastAPI) -> None:
@@ -76,17 +124,16 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        error = DomainError(str(exc.detail))
-        error.status = exc.status_code  # type: ignore[misc]
-        error.code = _http_code(exc.status_code)  # type: ignore[misc]
-        error.title = str(exc.detail)  # type: ignore[misc]
-        error.headers.update(exc.headers or {})
-        return problem_response(error, request)
+        return http_problem_response(request, exc)
 
-    @app.exception_handler(OperationalError)
-    async def database_down(request: Request, exc: OperationalError) -> JSONResponse:
-        log.warning("database unavailable", extra={"error": type(exc.orig).__name__})
-        return problem_response(DatabaseUnavailable(), request)
+    async def database_down(request: Request, exc: Exception) -> JSONResponse:
+        cause = exc.orig if isinstance(exc, OperationalError) and exc.orig is not None else exc
+        return problem_response(_outage(cause), request)
+
+    app.add_exception_handler(OperationalError, database_down)
+    # The audit group committer writes through its own psycopg connection (not SQLAlchemy's): the same outage
+    # reaches the request as psycopg's error. The entry was not written, so nor is the answer.
+    app.add_exception_handler(psycopg.OperationalError, database_down)
 
     @app.exception_handler(DataError)
     async def data_error(request: Request, exc: DataError) -> JSONResponse:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from hub.text import ONE_LINE
 
 HolderType = Literal["111", "001"]
+# A department name is shown on pages, PDFs and as dct:publisher in the DCAT export: never blank.
+DepartmentName = Annotated[str, StringConstraints(min_length=1, max_length=200), ONE_LINE]
 
 
 class Strict(BaseModel):
@@ -34,7 +38,7 @@ class TokenResponse(BaseModel):
 
 class DepartmentIn(Strict):
     code: str = Field(min_length=1, max_length=40, description="Unified social credit code (GB 32100)")
-    name: str = Field(min_length=1, max_length=200, examples=["某市市场监督管理局"])
+    name: DepartmentName = Field(examples=["某市市场监督管理局"])
     level: Literal["national", "provincial", "municipal", "county", "township"] = "municipal"
     area_code: str = Field(min_length=6, max_length=12, pattern=r"^[0-9]+$", description="GB/T 2260 division code")
 

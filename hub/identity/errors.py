@@ -146,3 +146,8 @@ class DevIdentityProviderDisabled(Forbidden):
 class JwksInvalid(InvalidInput):
     code = "jwks_invalid"
     title = "The JWK set is not acceptable"
+
+
+class StaffRoleNotAllowed(Forbidden):
+    code = "staff_role_not_allowed"
+    title = "The identity provider gave the officer a role no person may hold in the hub"

@@ -1,7 +1,8 @@
-"""Holder sign-in: OpenID Connect ID token checks, the remote JWKS cache, and the development IdP."""
+"""Holder and staff sign-in: OpenID Connect ID token checks, the remote JWKS cache, and the development IdP."""
 
 from __future__ import annotations
 
+import re
 import secrets
 import threading
 import time
@@ -25,6 +26,7 @@ from hub.identity.tokens import decode_with_jwk
 from hub.keys.service import SigningKey
 
 DEV_ID_TOKEN_TTL_SECONDS = 600
+STAFF_ID = re.compile(r"^[A-Za-z0-9._-]{1,40}$")
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,17 @@ class HolderIdentity:
     name: str
     issuer: str
     subject: str
+
+
+@dataclass(frozen=True)
+class StaffIdentity:
+    """A department's officer, as the identity provider vouches: who, of which department, in which roles."""
+
+    officer_id: str
+    name: str
+    department_code: str
+    roles: frozenset[str]
+    expires_at: int
 
 
 class RemoteJwks:
@@ -65,22 +78,17 @@ class RemoteJwks:
             return self._keys.get(kid)
 
 
-def verify_id_token(
-    token: str,
-    *,
-    issuer: str,
-    audience: str,
-    jwk_for_kid: Callable[[str], dict[str, Any] | None],
-    nonce: str | None = None,
-) -> HolderIdentity:
-    """OIDC Core §3.1.3.7 checks: issuer, signature, audience, expiry, nonce; then the holder code."""
+def _verified_claims(
+    token: str, *, issuer: str, audience: str, jwk_for_kid: Callable[[str], dict[str, Any] | None], nonce: str | None
+) -> dict[str, Any]:
+    """OIDC Core §3.1.3.7 checks: issuer, signature, audience, expiry, nonce."""
     try:
         header = jwt.get_unverified_header(token)
         unverified = jwt.decode(token, options={"verify_signature": False})
     except jwt.PyJWTError as exc:
         raise IdTokenInvalid("the ID token is not a JWT") from exc
     if unverified.get("iss") != issuer:
-        raise IdTokenIssuerUnknown(f"holders sign in through {issuer} only")
+        raise IdTokenIssuerUnknown(f"sign in through {issuer} only")
     jwk = jwk_for_kid(str(header.get("kid", "")))
     if jwk is None:
         raise IdTokenInvalid("the ID token's signing key is not in the issuer's key set")
@@ -96,6 +104,19 @@ def verify_id_token(
         raise IdTokenInvalid(f"the ID token failed verification: {exc}") from exc
     if nonce is not None and not secrets.compare_digest(str(claims.get("nonce", "")), nonce):
         raise IdTokenNonceMismatch
+    return claims
+
+
+def verify_id_token(
+    token: str,
+    *,
+    issuer: str,
+    audience: str,
+    jwk_for_kid: Callable[[str], dict[str, Any] | None],
+    nonce: str | None = None,
+) -> HolderIdentity:
+    """A holder's ID token: the OIDC checks, then the holder code (a staff token names no holder: refused)."""
+    claims = _verified_claims(token, issuer=issuer, audience=audience, jwk_for_kid=jwk_for_kid, nonce=nonce)
     holder_type = str(claims.get("holder_type", ""))
     try:
         code = validate_holder_code(holder_type, str(claims.get("holder_code", "")))
@@ -107,6 +128,26 @@ def verify_id_token(
         name=str(claims.get("name", "")),
         issuer=issuer,
         subject=str(claims["sub"]),
+    )
+
+
+def verify_staff_id_token(
+    token: str, *, issuer: str, audience: str, jwk_for_kid: Callable[[str], dict[str, Any] | None]
+) -> StaffIdentity:
+    """An officer's ID token: the OIDC checks, then ``dept`` and ``roles`` (a holder's token has neither)."""
+    claims = _verified_claims(token, issuer=issuer, audience=audience, jwk_for_kid=jwk_for_kid, nonce=None)
+    department, roles = claims.get("dept"), claims.get("roles")
+    if "holder_code" in claims or not isinstance(department, str) or not isinstance(roles, list):
+        raise IdTokenInvalid("the ID token does not name a department officer (claims 'dept' and 'roles')")
+    officer = str(claims["sub"])
+    if not STAFF_ID.match(officer):
+        raise IdTokenInvalid("the officer id must be 1-40 letters, digits, '.', '_' or '-'")
+    return StaffIdentity(
+        officer_id=officer,
+        name=str(claims.get("name", "")),
+        department_code=department,
+        roles=frozenset(str(role) for role in roles),
+        expires_at=int(claims["exp"]),
     )
 
 
@@ -136,4 +177,24 @@ def issue_dev_id_token(
     }
     if nonce is not None:
         claims["nonce"] = nonce
+    return jwt.encode(claims, key.private_key, algorithm="ES256", headers={"kid": key.kid})
+
+
+def issue_dev_staff_token(
+    key: SigningKey,
+    *,
+    issuer: str,
+    audience: str,
+    officer_id: str,
+    name: str,
+    department_code: str,
+    roles: list[str],
+    now: int | None = None,
+) -> str:
+    """An officer's ID token from the development IdP: any department, any roles, for demos and tests only."""
+    iat = int(time.time()) if now is None else now
+    claims: dict[str, Any] = {
+        "iss": issuer, "sub": officer_id, "aud": audience, "iat": iat, "exp": iat + DEV_ID_TOKEN_TTL_SECONDS,
+        "name": name, "dept": department_code, "roles": sorted(roles),
+    }  # fmt: skip
     return jwt.encode(claims, key.private_key, algorithm="ES256", headers={"kid": key.kid})

@@ -65,6 +65,8 @@ def decode_access_token(
     token: str, *, resolve_key: Callable[[str], Any | None], issuer: str, audience: str
 ) -> AccessClaims:
     """Verify signature, ``typ``, issuer, audience and expiry; raise a typed error otherwise."""
+    if not token.isascii():  # RFC 7515 §7.1: base64url and dots; PyJWT would fail to encode a lone surrogate
+        raise TokenInvalid("the access token is not a JWT")
     try:
         header = jwt.get_unverified_header(token)
     except jwt.PyJWTError as exc:
@@ -159,6 +161,8 @@ def verify_client_assertion(
     now: int | None = None,
 ) -> dict[str, Any]:
     """RFC 7523 §3 checks of a private_key_jwt assertion, except jti reuse (the caller stores it)."""
+    if not assertion.isascii():  # RFC 7515 §7.1, as in decode_access_token
+        raise ClientAssertionInvalid("the client assertion is not a JWT")
     try:
         header = jwt.get_unverified_header(assertion)
     except jwt.PyJWTError as exc:

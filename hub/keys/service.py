@@ -191,3 +191,15 @@ def published_keys(session: Session, purpose: str, overlap: timedelta, now: date
 def jwks(session: Session, purpose: str, overlap: timedelta) -> dict[str, Any]:
     """RFC 7517 §5 JWK Set of the verification keys for ``purpose``."""
     return {"keys": [row.public_jwk for row in published_keys(session, purpose, overlap)]}
+
+
+def rewrap_keys(session: Session, ring: MasterKeyRing) -> int:
+    """Re-encrypt every hub key (retired ones too) not under ``ring.current_id`` (master key rotation)."""
+    rows = session.scalars(select(HubKey).where(HubKey.master_key_id != ring.current_id).with_for_update()).all()
+    for row in rows:
+        aad = _aad(row.kid, row.purpose)
+        row.master_key_id, row.private_ciphertext = ring.encrypt(
+            ring.decrypt(row.master_key_id, row.private_ciphertext, aad), aad
+        )
+    session.flush()
+    return len(rows)

@@ -146,6 +146,17 @@ def endpoint_key(ring: MasterKeyRing, endpoint: WebhookEndpoint) -> bytes:
     return ring.decrypt(endpoint.master_kid, endpoint.encrypted_secret, _secret_aad(endpoint.id))
 
 
+def rewrap_secrets(session: Session, ring: MasterKeyRing) -> int:
+    """Re-encrypt every endpoint secret not under ``ring.current_id`` (master key rotation)."""
+    rows = session.scalars(
+        select(WebhookEndpoint).where(WebhookEndpoint.master_kid != ring.current_id).with_for_update()
+    ).all()
+    for row in rows:
+        row.master_kid, row.encrypted_secret = ring.encrypt(endpoint_key(ring, row), _secret_aad(row.id))
+    session.flush()
+    return len(rows)
+
+
 def list_endpoints(session: Session, department_code: str) -> list[WebhookEndpoint]:
     """The department's active endpoints, oldest first."""
     stmt = (

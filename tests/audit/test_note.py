@@ -453,3 +453,67 @@ def test_checkpoint_round_trip(origin: str, size: int, root: bytes, extensions: 
 def test_note_round_trip_any_text(body: str) -> None:
     text = body + "\n"
     assert open_note(SIGNER.sign(text), [SIGNER.verifier()]) == (text, [SIGNER.name])
+
+
+# ---- anything a parser may be handed -------------------------------------------------------------------------------
+
+_ANY_TEXT = st.text(st.characters() | st.sampled_from(["\n", EM, " ", "+", "="])) | st.tuples(
+    st.text(max_size=20), st.characters(categories=["Cs"]), st.text(max_size=20)
+).map("".join)  # a lone surrogate: text no UTF-8 can carry
+_CHECKPOINT_LIKE = st.builds(
+    lambda *lines: "".join(f"{line}\n" for line in (*lines[:3], *lines[3])),
+    st.text(ORIGIN_CHARS, min_size=1, max_size=20) | st.just(""),
+    st.integers(min_value=0, max_value=1 << 65).map(str) | st.sampled_from(["", "00", "01", "-1", "+5", " 5", "٣"]),
+    st.binary(min_size=32, max_size=32).map(lambda raw: base64.b64encode(raw).decode())
+    | st.sampled_from([URLSAFE_ROOT, base64.b64encode(ROOT).decode().rstrip("="), base64.b64encode(ROOT[1:]).decode()]),
+    st.lists(st.text(ORIGIN_CHARS | st.just("\n"), max_size=10), max_size=2),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_ANY_TEXT | st.binary(max_size=200) | st.builds(lambda text, sig: text + "\n" + sig, _ANY_TEXT, _ANY_TEXT))
+def test_any_text_or_bytes_opens_as_a_note_or_raises_note_error(signed: str | bytes) -> None:
+    with pytest.raises(NoteError):
+        open_note(signed, [SIGNER.verifier()])  # nothing here carries SIGNER's signature
+
+
+@settings(max_examples=300, deadline=None)
+@given(_ANY_TEXT | _CHECKPOINT_LIKE)
+def test_checkpoint_text_parses_only_in_its_one_canonical_form(text: str) -> None:
+    try:
+        checkpoint = parse_checkpoint(text)
+    except NoteError:
+        return
+    assert checkpoint.to_text() == text  # one tree head, one spelling: no leading zeros, padded base64, "\n" ends
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    _ANY_TEXT
+    | st.builds("+".join, st.lists(_ANY_TEXT | st.sampled_from(["01", "c74f20a3"]), max_size=4))
+    | st.builds(
+        lambda name, kind, key: _vkey(name, kind + key),
+        st.text(ORIGIN_CHARS, min_size=1, max_size=10),
+        st.sampled_from([b"\x01", b"\x02", b""]),
+        st.binary(min_size=31, max_size=33),
+    )
+)
+def test_any_verifier_key_parses_or_raises_note_error(vkey: str) -> None:
+    try:
+        verifier = Verifier.from_verifier_key(vkey)
+    except NoteError:
+        return
+    assert verifier.verifier_key() == vkey
+
+
+_SIGNED_CHECKPOINT = sign_checkpoint(Checkpoint("hub.example/audit", 1234, ROOT), SIGNER).encode()
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(min_value=1, max_value=255))
+def test_every_changed_byte_of_a_signed_checkpoint_is_refused(mask: int) -> None:
+    for position in range(len(_SIGNED_CHECKPOINT)):
+        changed = bytearray(_SIGNED_CHECKPOINT)
+        changed[position] ^= mask
+        with pytest.raises(NoteError):
+            open_checkpoint(bytes(changed), SIGNER.verifier(), origin="hub.example/audit")

@@ -480,7 +480,8 @@ def test_out_of_order_transitions_are_refused(ckit: CatalogKit, runtime: Runtime
     for verb in refused:
         problem = _step(client, provider, oid, verb, 409)
         assert problem["code"] == "objection_transition_invalid", (state, verb)
-        assert problem["status"] == state and problem["allowed_next"] == list(objections.NEXT[state]), (state, verb)
+        assert problem["objection_status"] == state, (state, verb)  # `status` stays the HTTP status (RFC 9457)
+        assert problem["allowed_next"] == list(objections.NEXT[state]), (state, verb)
         assert f"allowed next: {', '.join(objections.NEXT[state]) or 'none'}" in problem["detail"], (state, verb)
     with runtime.session_factory() as session:
         events = session.scalars(select(ObjectionEvent).where(ObjectionEvent.objection_id == oid)).all()

@@ -180,6 +180,11 @@ def test_admin_names_the_provider_and_a_department_cannot(ckit: Any, tree: None)
         ({"items": []}, "request_invalid"),
         ({"items": [{"key": "1bad", "name": "甲", "share_type": "conditional"}]}, "request_invalid"),
         ({"name": ""}, "request_invalid"),
+        ({"summary": " \n\t "}, "request_invalid"),  # blank: DCAT-AP needs a dct:description
+        ({"summary": "\x1f"}, "request_invalid"),  # a C0 separator: blank to Python, not to pydantic's strip
+        ({"summary": "摘要\x00"}, "request_invalid"),  # control characters cannot be exported as XML
+        ({"name": "名称\n第二行"}, "request_invalid"),  # a title is one line
+        ({"keywords": ["\x1c"]}, "request_invalid"),
         ({"share_method": "licence"}, "resource_invalid"),  # reserved for licence types
         ({"open_attribute": "open"}, "resource_invalid"),  # open needs unconditional, no personal data
         ({"unknown_field": 1}, "request_invalid"),
@@ -326,6 +331,17 @@ def test_update_is_checked_like_create(ckit: Any, tree: None) -> None:
         f"{RESOURCES}/{made['code']}", json={"related_codes": [made["code"]]}, headers=ckit.provider.headers
     )
     assert self_ref.status_code == 422 and self_ref.json()["code"] == "related_resource_unknown"
+    for summary in ("  ", "\x1e\x1f"):
+        blank = ckit.client.patch(
+            f"{RESOURCES}/{made['code']}", json={"summary": summary}, headers=ckit.provider.headers
+        )
+        assert blank.status_code == 422 and blank.json()["code"] == "request_invalid"
+    kept = ckit.client.patch(
+        f"{RESOURCES}/{made['code']}", json={"summary": "  第一行\n第二行\t "}, headers=ckit.provider.headers
+    )
+    assert kept.status_code == 200 and kept.json()["summary"] == "第一行\n第二行"
+    export = ckit.client.get(f"/v1/catalog/dcat/datasets/{made['code']}", headers=ckit.provider.headers)
+    assert export.status_code != 500
 
 
 def test_other_departments_get_the_same_404_as_missing(ckit: Any, runtime: Any, tree: None) -> None:

@@ -55,6 +55,12 @@ def test_malformed_uscc_is_a_clear_422(client: TestClient, admin: dict[str, str]
         assert session.scalar(select(func.count()).select_from(Department).where(Department.code == bad)) == 0
 
 
+def test_department_name_is_stored_trimmed(client: TestClient, admin: dict[str, str]) -> None:
+    response = new_department(client, admin, name="  临江市民政局 ")
+    assert response.status_code == 201
+    assert response.json()["name"] == "临江市民政局"
+
+
 def test_duplicate_department_is_a_conflict(client: TestClient, admin: dict[str, str]) -> None:
     code = random_uscc()
     assert new_department(client, admin, code=code).status_code == 201
@@ -63,8 +69,15 @@ def test_duplicate_department_is_a_conflict(client: TestClient, admin: dict[str,
     assert response.json()["code"] == "conflict"
 
 
-def test_unknown_fields_are_refused(client: TestClient, admin: dict[str, str]) -> None:
-    response = new_department(client, admin, colour="red")
+# A blank name: a name is the publisher on pages, seals and the DCAT export, and whitespace alone is none.
+@pytest.mark.parametrize(
+    "overrides",
+    [{"colour": "red"}, {"name": ""}, {"name": "   "}, {"name": "\u3000\n"}, {"name": "\x1c\x1d"}, {"name": "局\x07"}],
+)
+def test_unknown_fields_and_blank_names_are_refused(
+    client: TestClient, admin: dict[str, str], overrides: dict[str, str]
+) -> None:
+    response = new_department(client, admin, **overrides)
     assert response.status_code == 422
     assert response.json()["code"] == "request_invalid"
 

@@ -9,12 +9,16 @@ from datetime import timedelta
 from typing import Any
 
 import jwt
+import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from factories import secret_client
 from fastapi.testclient import TestClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hub.clock import utcnow
 from hub.identity import tokens
+from hub.identity.errors import ClientAssertionInvalid, TokenInvalid
 from hub.identity.models import ApiClient, Department
 from hub.keys import service as keys
 from hub.keys.models import HubKey
@@ -213,3 +217,53 @@ def test_the_verdict_is_forgotten_after_the_key_cache_ttl(runtime: Runtime) -> N
     assert cache.verified("other") is None
     time.sleep(0.06)
     assert cache.verified("token") is None  # re-verified, so a retired key stops working within the ttl
+
+
+# ---- anything the token parsers may be handed ------------------------------------------------------------------------
+
+_P256 = ec.generate_private_key(ec.SECP256R1())
+_P256_JWK = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(_P256.public_key())) | {"kid": "k1"}
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=8,
+)
+_headers = st.dictionaries(
+    st.sampled_from(["alg", "typ", "kid", "crit", "b64", "jwk"]),
+    st.sampled_from(["ES256", "none", "HS256", "RS256", tokens.ACCESS_TOKEN_TYPE, "JWT", "k1"]) | _json,
+)
+# About half name the hub's algorithm, type and a known key, so the signature check is reached too.
+_headers = _headers | _headers.map(
+    lambda extra: {**extra, "alg": "ES256", "typ": tokens.ACCESS_TOKEN_TYPE, "kid": "k1"}
+)
+
+
+def _segment(value: Any) -> str:
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
+
+_jwt_shaped = st.builds(
+    lambda header, payload, signature: f"{_segment(header)}.{_segment(payload)}.{_segment(signature)[:86]}",
+    _headers | _json,
+    _json | st.dictionaries(st.sampled_from(["iss", "sub", "aud", "exp", "iat", "jti", "scope", "dept"]), _json),
+    st.text(max_size=70),
+)
+_any_text = st.text() | st.tuples(st.text(max_size=20), st.characters(categories=["Cs"]), st.text(max_size=20)).map(
+    "".join
+)  # a lone surrogate: only a JSON body could carry one, but the parser must not care where text came from
+
+
+@settings(max_examples=300, deadline=None)
+@given(_any_text | _jwt_shaped)
+def test_anything_unsigned_is_refused_as_an_invalid_token(token: str) -> None:
+    with pytest.raises(TokenInvalid):
+        tokens.decode_access_token(
+            token,
+            resolve_key={"k1": _P256.public_key()}.get,
+            issuer="http://testserver",
+            audience="http://testserver/v1",
+        )
+    with pytest.raises(ClientAssertionInvalid):
+        tokens.verify_client_assertion(
+            token, client_id="c", jwks={"keys": [_P256_JWK]}, audiences=["x"], max_lifetime_seconds=300
+        )

@@ -305,3 +305,14 @@ def test_holder_code_rejects_unknown_holder_type(holder_type: str) -> None:
     assert type(info.value) is InvalidInput
     assert info.value.code == "invalid_input"
     assert info.value.detail == ("holder type must be '111' (citizen ID number) or '001' (unified social credit code)")
+
+
+def test_mask_id_numbers_masks_valid_citizen_ids_only() -> None:
+    valid = codes.make_id_number("330102", dt.date(1985, 3, 12), "123")
+    wrong = valid[:-1] + ("0" if valid[-1] != "0" else "1")
+    uscc = codes.make_uscc("9", "1", "330100", "MA2H7K3A")
+    text = f"no licence {valid}; also {wrong} and {uscc}; /v1/licences/{valid}"
+    masked = codes.mask_id_numbers(text)
+    assert valid not in masked and masked.count(f"{valid[:6]}********{valid[-4:]}") == 2
+    assert wrong in masked and uscc in masked  # not a valid ID number: left as written
+    assert codes.mask_id_numbers(f"x{valid}") == f"x{valid}"  # part of a longer token: not an ID number on its own

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -18,6 +18,7 @@ from celery import Celery
 from celery.result import EagerResult
 from conftest import MASTER_KEY, stop_process
 from sqlalchemy import Engine, delete, select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 import hub.jobs
@@ -242,6 +243,18 @@ def test_in_process_scheduler_runs_jobs_on_its_thread(runtime: Runtime) -> None:
     assert _rows(runtime.session_factory, client_id) == []
 
 
+def test_a_fresh_api_process_finds_every_periodic_job() -> None:
+    """A `licence-hub serve` process has not imported hub.tasks when its scheduler first ticks (this one has)."""
+    code = (
+        "import hub.jobs, hub.scheduler\n"
+        "assert 'hub.tasks' not in __import__('sys').modules\n"
+        "print(sorted(hub.jobs.registered(name).name for name in hub.jobs.PERIODIC_JOBS))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(sorted(hub.jobs.PERIODIC_JOBS))
+
+
 def test_in_process_scheduler_respects_the_interval(runtime: Runtime) -> None:
     scheduler = InProcessScheduler(jobs={PURGE: 60.0}, tick_seconds=0.01)
     set_runtime(runtime)
@@ -323,3 +336,56 @@ def test_a_savepoint_rollback_drops_only_its_own_jobs(runtime: Runtime, monkeypa
         assert sent == ["outer", "inside-released-savepoint"]
     finally:
         session.close()
+
+
+# ----------------------------------------------------------------------------- in-process retries
+
+
+def _flaky_task(failures: int, max_retries: int) -> tuple[str, list[float]]:
+    """A task on the hub's eager app failing ``failures`` times with a retryable error, then succeeding."""
+    name = f"tests.flaky.{uuid.uuid4().hex[:8]}"
+    calls: list[float] = []
+
+    def run() -> int:
+        calls.append(time.monotonic())
+        if len(calls) <= failures:
+            raise OperationalError("BEGIN IMMEDIATE", {}, Exception("database is locked"))
+        return len(calls)
+
+    hub.jobs.celery_app.task(
+        name=name, autoretry_for=(OperationalError,), retry_backoff=False, default_retry_delay=0,
+        max_retries=max_retries,
+    )(run)  # fmt: skip
+    return name, calls
+
+
+def _wait_for(condition: Callable[[], bool], seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and not condition():
+        time.sleep(0.05)
+
+
+def test_an_in_process_job_is_retried_like_a_worker_would(caplog: pytest.LogCaptureFixture) -> None:
+    """Eager Celery hands a retry back instead of queueing it; the in-process runner queues it itself."""
+    name, calls = _flaky_task(failures=2, max_retries=5)
+    settings = Settings(broker_url="memory://", inline_jobs=False)
+    with caplog.at_level("WARNING", logger="hub.jobs"):
+        hub.jobs.dispatch(settings, name)
+        _wait_for(lambda: len(calls) >= 3, 15)
+    assert len(calls) == 3, "two retries, then the job succeeded"
+    assert calls[1] - calls[0] >= 0.9 and calls[2] - calls[1] >= 0.9, "never spins: at least a second apart"
+    assert [r.getMessage() for r in caplog.records if r.name == "hub.jobs"] == ["in-process job will retry"] * 2
+    del hub.jobs.celery_app.tasks[name]
+
+
+def test_an_in_process_job_gives_up_after_its_max_retries(caplog: pytest.LogCaptureFixture) -> None:
+    name, calls = _flaky_task(failures=10, max_retries=1)
+    settings = Settings(broker_url="memory://", inline_jobs=False)
+    with caplog.at_level("WARNING", logger="hub.jobs"):
+        hub.jobs.dispatch(settings, name)
+        _wait_for(lambda: any(r.getMessage() == "in-process job failed" for r in caplog.records), 15)
+        time.sleep(1.5)  # no further attempt is scheduled
+    assert len(calls) == 2, "the first run and one retry"
+    messages = [r.getMessage() for r in caplog.records if r.name == "hub.jobs"]
+    assert messages == ["in-process job will retry", "in-process job failed"]
+    del hub.jobs.celery_app.tasks[name]

@@ -50,6 +50,19 @@ def test_metrics_count_requests_by_route(client: TestClient) -> None:
     assert "hub_http_request_duration_seconds_bucket" in text
 
 
+def test_metrics_behind_a_scrape_token_when_one_is_set(make_settings: Any, make_runtime: Any) -> None:
+    runtime = make_runtime(make_settings(metrics_token="scrape-me-0123456789"))
+    with TestClient(create_app(runtime), raise_server_exceptions=False) as client:
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Bearer scrape-me-012345678"}):
+            refused = client.get("/metrics", headers=headers)
+            assert refused.status_code == 401
+            assert refused.json()["code"] == "unauthenticated"
+            assert "scrape-me" not in refused.text
+        scraped = client.get("/metrics", headers={"Authorization": "Bearer scrape-me-0123456789"})
+        assert scraped.status_code == 200
+        assert "hub_http_requests_total" in scraped.text
+
+
 def test_openapi_is_3_1_and_declares_bearer_security(client: TestClient) -> None:
     spec = client.get("/openapi.json").json()
     assert spec["openapi"].startswith("3.1")

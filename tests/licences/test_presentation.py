@@ -33,6 +33,7 @@ from licences.errors import (
 from licences.presentation import (
     LICENCE_FIELDS,
     MAX_TTL_SECONDS,
+    TOKEN_TYPE,
     issue_presentation,
     presentation_url,
     qr_svg,
@@ -303,6 +304,72 @@ def test_garbage_is_malformed(hub_key: tuple[SigningKey, dict[str, Any]], garbag
     _, jwks = hub_key
     with pytest.raises(PresentationMalformed):
         verify_presentation(garbage, jwks, now=NOW)
+
+
+# --- anything a verifier may be handed --------------------------------------------------------------
+
+_KEY, _JWK = signing_key("pres-any")
+_JWKS = {"keys": [_JWK]}
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=8,
+)
+_header_values = st.sampled_from(["ES256", "none", "HS256", "EdDSA", TOKEN_TYPE, "JWT", "pres-any", False]) | _json
+_headers = st.dictionaries(st.sampled_from(["alg", "typ", "kid", "crit", "b64", "cty", "jku"]), _header_values)
+# About half of them name our algorithm, type and key, so the signature check is reached too.
+_headers = _headers | _headers.map(lambda extra: {**extra, "alg": "ES256", "typ": TOKEN_TYPE, "kid": "pres-any"})
+
+
+def _segment(value: Any) -> str:
+    return b64url(json.dumps(value).encode())
+
+
+_jws_shaped = st.builds(
+    lambda header, payload, signature, cut: ".".join([_segment(header), _segment(payload), b64url(signature)])[cut:],
+    _headers | _json,
+    _json | st.dictionaries(st.sampled_from(["iss", "iat", "nbf", "exp", "jti", "lic", "disclosed", "status"]), _json),
+    st.binary(max_size=72),
+    st.sampled_from([0, 0, 0, 1, 5]),
+)
+_any_text = st.text(st.characters() | st.sampled_from([".", "-", "_", "="])) | st.tuples(
+    st.text(max_size=20), st.characters(categories=["Cs"]), st.text(max_size=20)
+).map("".join)  # a lone surrogate, as json.loads lets through from "\ud800"
+
+
+@settings(max_examples=300, deadline=None)
+@given(_any_text | _jws_shaped)
+def test_anything_unsigned_is_refused_with_a_presentation_error(token: str) -> None:
+    """Never a crash, never accepted."""
+    with pytest.raises(PresentationInvalid):
+        verify_presentation(token, _JWKS, now=NOW)
+
+
+_times = st.integers(int(NOW.timestamp()) - 400, int(NOW.timestamp()) + 400) | _json
+_GOOD_CLAIMS = payload_of(present(_KEY))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.dictionaries(
+        st.sampled_from(sorted(_GOOD_CLAIMS)),
+        st.none() | _times | _json | st.sampled_from([{}, {"certificate_identifier": "x"}, {"a": {"label": "l"}}]),
+        max_size=4,
+    ),
+    st.sets(st.sampled_from(sorted(_GOOD_CLAIMS)), max_size=2),
+)
+def test_claims_the_hub_signed_are_accepted_whole_or_refused_cleanly(
+    changed: dict[str, Any], dropped: set[str]
+) -> None:
+    """Signed by our key, yet any claim may be off (a verifier page must never crash on a shape)."""
+    claims = {name: value for name, value in (_GOOD_CLAIMS | changed).items() if name not in dropped}
+    token = jwt.api_jws.encode(json.dumps(claims).encode(), _KEY.private_key, algorithm="ES256",
+                               headers={"typ": TOKEN_TYPE, "kid": "pres-any"})  # fmt: skip
+    try:
+        verified = verify_presentation(token, _JWKS, now=NOW)
+    except PresentationInvalid:
+        return
+    assert (verified.jti, verified.licence, verified.disclosed) == (claims["jti"], claims["lic"], claims["disclosed"])
 
 
 def test_every_refusal_is_a_presentation_invalid_with_a_stable_code() -> None:

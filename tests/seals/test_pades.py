@@ -27,6 +27,7 @@ import hub.jobs
 import hub.tasks
 from hub.api.app import create_app
 from hub.clock import utcnow
+from hub.errors import DomainError
 from hub.runtime import Runtime, set_runtime
 from hub.settings import Settings
 from licences import render
@@ -513,3 +514,18 @@ def test_b_lta_job_augments_a_stored_b_t_licence(kit: SealKit, tmp_path: Path) -
     found = pdfsig(write(tmp_path, "lta.pdf", lta), nss_store(tmp_path, kit.root_pem(tmp_path)))
     assert found[0]["Signature Validation"] == "Signature is Valid."
     assert openssl_cms_verify(lta, kit.root_pem(tmp_path), tmp_path).returncode == 0
+
+
+def test_a_revocation_that_rolls_back_leaves_the_seal_sealing(kit: SealKit) -> None:
+    """disable_key stops the cached signer at once; if its transaction then rolls back, the seal still works."""
+    first = kit.sign(sample_pdf("before"))
+    with kit.runtime.session_scope() as session:
+        seal = kit.seal(session)
+        kit.context.keystore.disable_key(session, seal.key_id)
+        session.rollback()  # the revocation failed after disabling the key (say, its audit entry was refused)
+    again = kit.sign(sample_pdf("after a rolled-back revocation"))
+    assert first.startswith(b"%PDF") and again.startswith(b"%PDF") and again != first
+    with kit.runtime.session_scope() as session:  # a committed disable still stops it
+        kit.context.keystore.disable_key(session, kit.seal(session).key_id)
+    with pytest.raises(DomainError):
+        kit.sign(sample_pdf("after the revocation committed"))

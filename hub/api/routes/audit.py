@@ -7,12 +7,11 @@ import csv
 import io
 import json
 from collections.abc import Iterator
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import PlainTextResponse, StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, Field
 
 from audit import merkle, tree
 from audit import service as audit
@@ -55,11 +54,26 @@ class CheckpointOut(BaseModel):
     created: bool
 
 
+def _not_a_number(value: object) -> object:
+    """A date-time is RFC 3339 text (as documented); pydantic alone would also read a bare number as Unix time."""
+    if isinstance(value, str):
+        try:
+            float(value)
+        except ValueError:
+            return value
+        raise ValueError("a date-time with its UTC offset (RFC 3339), not a number")
+    return value
+
+
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-@router.get("/checkpoint", response_class=PlainTextResponse)
+@router.get(
+    "/checkpoint",
+    response_class=PlainTextResponse,
+    responses={404: {"description": "No checkpoint published yet, or none at this tree size"}},
+)
 def checkpoint(
     session: SessionDep, tree_size: Annotated[int | None, Query(ge=0, le=MAX_INDEX)] = None
 ) -> PlainTextResponse:
@@ -125,7 +139,17 @@ def entry(session: SessionDep, leaf_index: Annotated[int, Path(ge=0, le=MAX_INDE
     return _entry_out(audit.get_entry_or_raise(session, leaf_index))
 
 
-@router.get("/entries", response_model=None)
+@router.get(
+    "/entries",
+    response_model=None,
+    responses={
+        200: {
+            "model": list[EntryOut],
+            "description": "`format=json`: the entries; `jsonl` or `csv`: an export row per entry, with its proof",
+            "content": {"application/jsonl": {}, "text/csv": {}},
+        }
+    },
+)
 def entries(  # noqa: PLR0917 - every filter of the auditor search is a query parameter
     session: SessionDep,
     runtime: RuntimeDep,
@@ -139,8 +163,8 @@ def entries(  # noqa: PLR0917 - every filter of the auditor search is a query pa
     case: Annotated[str | None, Query(max_length=64)] = None,
     action: Annotated[str | None, Query(max_length=64)] = None,
     outcome: Annotated[Literal["ok", "denied", "failed"] | None, Query()] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Annotated[AwareDatetime | None, BeforeValidator(_not_a_number)] = None,
+    until: Annotated[AwareDatetime | None, BeforeValidator(_not_a_number)] = None,
     after: Annotated[int | None, Query(ge=-1, le=MAX_INDEX)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     format: Annotated[Literal["json", "jsonl", "csv"], Query()] = "json",  # noqa: A002 - the API's name

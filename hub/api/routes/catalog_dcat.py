@@ -19,6 +19,7 @@ from rdflib import Graph
 from catalog import dcat
 from catalog import dcat_export as export
 from hub.api.deps import BearerDep, RuntimeDep, SessionDep
+from hub.api.openapi import OPTIONAL_BEARER
 from hub.errors import DomainError
 from hub.identity import service as identity
 from hub.identity.errors import ScopeMissing
@@ -29,7 +30,9 @@ RDF_TYPES = ("application/ld+json", "text/turtle", "application/rdf+xml", "appli
 SCHEMA_TYPES = ("application/schema+json", "application/json")
 VARY = "Accept, Authorization"
 MAX_PAGE = 100_000
-_RDF_CONTENT: dict[str, Any] = {"content": {media: {} for media in RDF_TYPES}}
+_NOT_ACCEPTABLE: dict[str, Any] = {"description": "None of the media types in Accept can be served"}
+_GONE: dict[str, Any] = {"description": "The resource was withdrawn; its code is never reused"}
+_RDF: dict[int | str, dict[str, Any]] = {200: {"content": {media: {} for media in RDF_TYPES}}, 406: _NOT_ACCEPTABLE}
 
 
 class NotAcceptable(DomainError):
@@ -99,7 +102,7 @@ def _rdf_response(graph: Graph, media_type: str) -> Response:
     return Response(dcat.serialize(graph, rdf_type), media_type=content_type, headers={"Vary": VARY})
 
 
-@router.get("", response_class=Response, responses={200: _RDF_CONTENT})
+@router.get("", response_class=Response, responses=_RDF, openapi_extra=OPTIONAL_BEARER)
 def catalogue(
     *,
     session: SessionDep,
@@ -118,7 +121,7 @@ def catalogue(
     return _rdf_response(graph, media_type)
 
 
-@router.get("/themes", response_class=Response, responses={200: _RDF_CONTENT})
+@router.get("/themes", response_class=Response, responses=_RDF)
 def themes(session: SessionDep, runtime: RuntimeDep, accept: AcceptDep = None) -> Response:
     """The classification (类/项/目/细目) as the SKOS concept scheme datasets take their dcat:theme from."""
     media_type = negotiate(accept, RDF_TYPES)
@@ -126,7 +129,7 @@ def themes(session: SessionDep, runtime: RuntimeDep, accept: AcceptDep = None) -
     return _rdf_response(graph, media_type)
 
 
-@router.get("/agents/{code}", response_class=Response, responses={200: _RDF_CONTENT})
+@router.get("/agents/{code}", response_class=Response, responses=_RDF, openapi_extra=OPTIONAL_BEARER)
 def agent(
     session: SessionDep, runtime: RuntimeDep, audience: AudienceDep, code: str, accept: AcceptDep = None
 ) -> Response:
@@ -141,7 +144,8 @@ def agent(
 @router.get(
     "/datasets/{code:path}/schema",
     response_class=Response,
-    responses={200: {"content": {media: {} for media in SCHEMA_TYPES}}},
+    responses={200: {"content": {media: {} for media in SCHEMA_TYPES}}, 406: _NOT_ACCEPTABLE, 410: _GONE},
+    openapi_extra=OPTIONAL_BEARER,
 )
 def dataset_schema(
     session: SessionDep, runtime: RuntimeDep, audience: AudienceDep, code: str, accept: AcceptDep = None
@@ -153,7 +157,9 @@ def dataset_schema(
     return Response(body, media_type=media_type, headers={"Vary": VARY})
 
 
-@router.get("/datasets/{code:path}", response_class=Response, responses={200: _RDF_CONTENT})
+@router.get(
+    "/datasets/{code:path}", response_class=Response, responses={**_RDF, 410: _GONE}, openapi_extra=OPTIONAL_BEARER
+)
 def dataset(
     session: SessionDep, runtime: RuntimeDep, audience: AudienceDep, code: str, accept: AcceptDep = None
 ) -> Response:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Annotated, Literal, TypeVar
 
 from fastapi import APIRouter, Query, Response, status
+from fastapi import Path as PathParam
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
@@ -185,7 +186,9 @@ def list_versions(code: str, session: SessionDep, _caller: Reader) -> list[Versi
 
 
 @router.get("/v1/catalog/resources/{code:path}/versions/{version}")
-def get_version(code: str, version: int, session: SessionDep, _caller: Reader) -> VersionOut:
+def get_version(
+    code: str, version: Annotated[int, PathParam(ge=1, le=2**31 - 1)], session: SessionDep, _caller: Reader
+) -> VersionOut:
     resource = resources.get_resource_or_raise(session, code)
     row = resources.get_version_or_raise(session, resource.code, version)
     return VersionOut(

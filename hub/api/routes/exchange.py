@@ -39,6 +39,8 @@ from licences.types import get_type_or_raise
 
 router = APIRouter(prefix="/v1/exchange", tags=["exchange"])
 PDF = "application/pdf"
+# Every exchange call counts against its client's burst limit (hub/exchange/ratelimit.py).
+RATE_LIMITED: dict[int | str, dict[str, Any]] = {429: {"description": "Over this client's burst limit; retry after"}}
 
 
 def authorise_caller(
@@ -103,7 +105,7 @@ def _mark_refused(exc: DomainError, caller: AccessClaims, action: str, **fields:
     )  # fmt: skip
 
 
-@router.post("/verify", response_model=VerifyOut)
+@router.post("/verify", response_model=VerifyOut, responses=RATE_LIMITED)
 async def verify_licence(request: Request, body: VerifyRequest, credentials: BearerDep) -> Response:
     """Status and validity of a licence named by identifier, presentation token or file SHA-256; no face data.
 
@@ -178,7 +180,11 @@ FetcherDep = Annotated[AccessClaims, audited_caller("exchange:fetch", DOWNLOADED
 @router.get(
     "/copies/{copy_id}",
     response_class=Response,
-    responses={200: {"content": {PDF: {}}, "description": "The purpose-stamped copy (加注件), or the original"}},
+    responses={
+        200: {"content": {PDF: {}}, "description": "The purpose-stamped copy (加注件), or the original"},
+        410: {"description": "The file URL has expired; fetch again for a new one"},
+        **RATE_LIMITED,
+    },
 )
 def download_copy(
     copy_id: Annotated[str, PathParam(pattern="^[0-9a-f]{32}$")],
@@ -286,7 +292,7 @@ def _caller_name(session: Session, caller: AccessClaims) -> str:
     return department.name if department else caller.department_code
 
 
-@router.post("/fetch", response_model=FetchOut)
+@router.post("/fetch", response_model=FetchOut, responses=RATE_LIMITED)
 async def fetch_licence(request: Request, body: FetchIn, credentials: BearerDep) -> Response:
     """The granted fields of a holder's licence for a matter and case; every check audited, refusals included.
 
@@ -335,7 +341,7 @@ def _fetched(session: Session, runtime: Runtime, caller: AccessClaims, body: Fet
     )  # fmt: skip
 
 
-@router.post("/materials-check")
+@router.post("/materials-check", responses=RATE_LIMITED)
 @read_only
 def materials_check(
     body: MaterialsCheckIn, session: SessionDep, runtime: RuntimeDep, caller: CheckCallerDep

@@ -222,6 +222,7 @@ def issue_licence(  # noqa: PLR0917 - FastAPI injects dependencies by parameter 
 @router.post(
     "/v1/licences/batches",
     status_code=status.HTTP_202_ACCEPTED,
+    responses={413: {"description": "More rows than HUB_BATCH_MAX_ROWS"}},
     openapi_extra={
         "requestBody": {"content": {"application/x-ndjson": {"schema": {"type": "string"}}}, "required": True}
     },
@@ -279,7 +280,7 @@ def get_batch_errors(
     batch_id: str,
     session: SessionDep,
     caller: IssuerDep,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,  # a line number (32-bit column)
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[dict[str, Any]]:
     """Failed rows after line ``after``, in line order (keyset pagination)."""
@@ -307,7 +308,9 @@ def get_licence(certificate_identifier: str, session: SessionDep, runtime: Runti
     return licence_out(runtime, licence, receipt)
 
 
-@router.get("/v1/licences/{certificate_identifier}/file", response_class=Response)
+@router.get(
+    "/v1/licences/{certificate_identifier}/file", response_class=Response, responses={200: {"content": {PDF: {}}}}
+)
 def get_licence_file(
     certificate_identifier: str, session: SessionDep, runtime: RuntimeDep, caller: AnyCaller
 ) -> Response:
@@ -385,7 +388,7 @@ def amend_licence(
 # ---------------------------------------------------------------------------------------- public
 
 
-@router.get("/v1/status-lists/{list_id}", response_class=Response)
+@router.get("/v1/status-lists/{list_id}", response_class=Response, responses={200: {"content": {VC_JWT: {}}}})
 def get_status_list(
     list_id: Annotated[int, Path(ge=0, le=2**31)], session: SessionDep, runtime: RuntimeDep
 ) -> Response:

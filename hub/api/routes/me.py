@@ -165,7 +165,7 @@ def present_licence(
 def my_notifications(
     holder: HolderDep,
     session: SessionDep,
-    before: Annotated[int | None, Query(ge=1)] = None,
+    before: Annotated[int | None, Query(ge=1, le=2**53)] = None,  # a notification id (64-bit column)
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> list[NotificationOut]:
     """My inbox, newest first: expiry reminders and notices about my licences."""

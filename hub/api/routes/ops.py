@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hmac
+
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from kombu.connection import Connection
@@ -10,6 +12,7 @@ from sqlalchemy import text
 
 from hub.api.deps import RuntimeDep
 from hub.api.schemas import Health
+from hub.errors import Unauthenticated
 
 router = APIRouter(tags=["operations"])
 
@@ -28,7 +31,7 @@ def _check(name: str, checks: dict[str, str], probe: object) -> None:
         checks[name] = f"unavailable: {type(exc).__name__}"
 
 
-@router.get("/readyz", responses={503: {"model": Health}})
+@router.get("/readyz", responses={200: {"model": Health}, 503: {"model": Health}})
 def readyz(runtime: RuntimeDep) -> JSONResponse:
     """Readiness: database, object storage and broker all reachable."""
     checks: dict[str, str] = {}
@@ -52,7 +55,13 @@ def readyz(runtime: RuntimeDep) -> JSONResponse:
     return JSONResponse(body.model_dump(), status_code=200 if ok else 503, headers=headers)
 
 
-@router.get("/metrics", response_class=Response)
-def metrics(request: Request) -> Response:
-    """Prometheus text exposition of this process's metrics."""
+@router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
+def metrics(request: Request, runtime: RuntimeDep) -> Response:
+    """Prometheus text exposition of this process's metrics (behind ``HUB_METRICS_TOKEN`` when it is set)."""
+    token = runtime.settings.metrics_token
+    if token is not None:
+        presented = request.headers.get("authorization", "").encode()
+        expected = f"Bearer {token.get_secret_value()}".encode()
+        if not hmac.compare_digest(presented, expected):
+            raise Unauthenticated("GET /metrics needs the scrape token (HUB_METRICS_TOKEN) as a Bearer token")
     return Response(generate_latest(request.app.state.metrics_registry), media_type=CONTENT_TYPE_LATEST)

@@ -7,16 +7,17 @@ Content-Security-Policy. The check itself is ``POST /v1/verify/file``'s, audited
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from hub.api import csrf
 from hub.api.deps import RuntimeDep, SessionDep, read_only
-from hub.api.routes.verify import read_capped, verify_upload
+from hub.api.routes.verify import FileTooLarge, read_capped, verify_upload
 from hub.errors import DomainError, InvalidInput
 from seals.verify import MAX_FILE_BYTES
 
@@ -45,6 +46,32 @@ def secure_cookies(request: Request) -> bool:
     return str(request.app.state.runtime.settings.public_url).startswith("https://")
 
 
+@dataclass(frozen=True)
+class SessionCookie:
+    """A signed-in browser's ID token: HttpOnly, SameSite, Secure over HTTPS, scoped to ``path``."""
+
+    name: str
+    path: str
+    samesite: Literal["lax", "strict"]
+
+    def start(self, request: Request, response: Response, id_token: str) -> Response:
+        secure = secure_cookies(request)
+        response.set_cookie(self.name, id_token, httponly=True, samesite=self.samesite, secure=secure, path=self.path)
+        return response
+
+    def end(self, request: Request, csrf_token: str | None, *, stay: str, leave: str) -> Response:
+        """Sign out (a form post with its CSRF token; without it, nothing happens and the page stays)."""
+        try:
+            csrf.check(request, csrf_token)
+        except DomainError:
+            return RedirectResponse(stay, status_code=303)
+        response = RedirectResponse(leave, status_code=303)
+        response.delete_cookie(
+            self.name, path=self.path, secure=secure_cookies(request), httponly=True, samesite=self.samesite
+        )
+        return response
+
+
 def render_page(
     request: Request,
     name: str,
@@ -67,6 +94,11 @@ def _page(request: Request, status: int, **context: Any) -> HTMLResponse:
     return render_page(
         request, "verify.html", status=status, cookie_path="/verify", max_mib=MAX_FILE_BYTES >> 20, **context
     )
+
+
+def verify_page_too_large(request: Request) -> HTMLResponse:
+    """The form again saying 文件太大, for an upload refused unread by hub.api.body_limit."""
+    return _page(request, 413, report=None, error={"code": FileTooLarge.code, "title": FileTooLarge.title})
 
 
 @router.get("/verify", response_class=HTMLResponse)

@@ -19,10 +19,10 @@ from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from hub.api import csrf
-from hub.api.deps import RuntimeDep, SessionDep, holder_from_id_token
+from hub.api.deps import RuntimeDep, SessionDep, holder_from_id_token, record_refusal
 from hub.api.routes import me
 from hub.api.routes.licences import licence_view
-from hub.api.routes.pages import PAGE_HEADERS, render_page, secure_cookies
+from hub.api.routes.pages import PAGE_HEADERS, SessionCookie, render_page
 from hub.errors import DomainError
 from hub.identity.models import Holder
 from hub.identity.oidc import issue_dev_id_token
@@ -34,6 +34,7 @@ from licences.types import get_type_or_raise
 
 router = APIRouter(prefix="/me", tags=["pages"], include_in_schema=False)
 SESSION_COOKIE = "hub_session"
+SESSION = SessionCookie(SESSION_COOKIE, path="/me", samesite="lax")  # lax: a link to /me opens signed in
 SIGN_IN = "/me/sign-in"
 IDENTIFIER = PathParam(min_length=1, max_length=120)
 
@@ -102,22 +103,12 @@ def sign_in(
         return _render(
             request, "me/sign_in.html", exc.status, dev_idp=True, error={"code": exc.code, "detail": exc.detail}
         )
-    response = RedirectResponse("/me", status_code=303)
-    response.set_cookie(
-        SESSION_COOKIE, id_token, httponly=True, samesite="lax", secure=secure_cookies(request), path="/me"
-    )
-    return response
+    return SESSION.start(request, RedirectResponse("/me", status_code=303), id_token)
 
 
 @router.post("/sign-out")
 def sign_out(request: Request, csrf_token: Annotated[str | None, Form(max_length=100)] = None) -> Response:
-    try:
-        csrf.check(request, csrf_token)
-    except DomainError:
-        return RedirectResponse("/me", status_code=303)
-    response = _signed_out()
-    response.delete_cookie(SESSION_COOKIE, path="/me", secure=secure_cookies(request), httponly=True, samesite="lax")
-    return response
+    return SESSION.end(request, csrf_token, stay="/me", leave=SIGN_IN)
 
 
 # ------------------------------------------------------------------------------------------------ licences
@@ -223,7 +214,10 @@ def give_consent(
         )  # fmt: skip
         me.give_consent(body, holder, session, runtime)
     except (DomainError, ValueError) as exc:
-        session.rollback()
+        if isinstance(exc, DomainError):
+            record_refusal(session, runtime, exc)  # a refused consent is audited, as through the API
+        else:
+            session.rollback()
         error = {"code": exc.code if isinstance(exc, DomainError) else "consent_invalid"}
         listed = me.list_consents(holder, session)
         return _render(request, "me/consents.html", 422, holder=holder, consents=listed, error=error)
@@ -245,7 +239,7 @@ def withdraw_consent(
         csrf.check(request, csrf_token)
         me.withdraw_consent(consent_id, holder, session, runtime)
     except DomainError as exc:
-        session.rollback()
+        record_refusal(session, runtime, exc)
         return _render(request, "me/error.html", exc.status, holder=holder, error={"code": exc.code})
     return RedirectResponse("/me/consents", status_code=303)
 

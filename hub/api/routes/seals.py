@@ -137,13 +137,15 @@ def get_seal(seal_id: str, session: SessionDep, caller: ReaderDep) -> SealOut:
     return _out(session, _readable(session, caller, seal_id))
 
 
-@router.get("/{seal_id}/image", response_class=Response)
+@router.get("/{seal_id}/image", response_class=Response, responses={200: {"content": {"image/png": {}}}})
 def seal_image(seal_id: str, session: SessionDep, runtime: RuntimeDep, caller: ReaderDep) -> Response:
     seal = _readable(session, caller, seal_id)
     return Response(runtime.storage.get(seal.image_sha256), media_type="image/png")
 
 
-@router.get("/{seal_id}/certificate", response_class=Response)
+@router.get(
+    "/{seal_id}/certificate", response_class=Response, responses={200: {"content": {"application/pkix-cert": {}}}}
+)
 def seal_certificate(seal_id: str, session: SessionDep, caller: ReaderDep) -> Response:
     seal = _readable(session, caller, seal_id)
     return Response(lifecycle.certificate_of(session, seal).certificate, media_type="application/pkix-cert")

@@ -40,7 +40,7 @@ def read_capped(upload: UploadFile) -> bytes:
     return b"".join(parts)
 
 
-@router.post("/file")
+@router.post("/file", responses={413: {"description": FileTooLarge.title}})
 @read_only
 def verify_file(
     file: Annotated[UploadFile, File(description="The sealed PDF (field name `file`)")],
