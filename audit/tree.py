@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.orm import Session
@@ -71,23 +71,48 @@ def _sparse_sqlite(leaves: list[int], inner: list[Coord]) -> tuple[str, tuple[in
     return " UNION ALL ".join(parts), tuple(params)
 
 
-def _fetch_sparse(session: Session, coords: list[Coord]) -> dict[Coord, bytes]:
-    """A proof's few nodes in one query sent straight to the driver (leaves and inner nodes together)."""
+def _fetch_sparse(session: Session, coords: list[Coord], *, integrated: bool = False) -> dict[Coord, bytes]:
+    """A proof's few nodes in one query sent straight to the driver (leaves and inner nodes together).
+
+    With ``integrated``, the same statement also reads the newest checkpoint's tree size, returned under the
+    key ``INTEGRATED`` (8-byte big-endian): a proof costs one round trip, not two.
+    """
     leaves = [i for level, i in coords if level == 0]
     inner = [(level, i) for level, i in coords if level > 0]
-    if not coords:
+    if not coords and not integrated:
         return {}
     connection = session.connection()
     if connection.dialect.name == "postgresql":
         keys = {"leaves": leaves, "levels": [level for level, _ in inner], "indexes": [i for _, i in inner]}
-        rows = connection.exec_driver_sql(_SPARSE_PG, keys)
+        rows = connection.exec_driver_sql(_SPARSE_PG + (_WITH_INTEGRATED if integrated else ""), keys)
     else:
-        rows = connection.exec_driver_sql(*_sparse_sqlite(leaves, inner))
-    return {(int(level), int(i)): bytes(h) for level, i, h in rows}
+        statement, params = _sparse_sqlite(leaves, inner)
+        if integrated:
+            statement = f"{statement} UNION ALL {_INTEGRATED_ROW}" if statement else _INTEGRATED_ROW
+        rows = connection.exec_driver_sql(statement, params)
+    found: dict[Coord, bytes] = {}
+    for level, i, h in rows:
+        if level < 0:
+            found[INTEGRATED] = int(i).to_bytes(8, "big")
+        else:
+            found[int(level), int(i)] = bytes(h)
+    return found
 
 
-def fetcher(session: Session, extra: Mapping[Coord, bytes] | None = None) -> merkle.SubtreeHashes:
-    """A ``merkle.SubtreeHashes`` over the tables (leaf hashes at level 0, ``audit_nodes`` above)."""
+# The newest checkpoint's size as one more row of a proof's query (level -1; NULL hash, typed by the union).
+_INTEGRATED_ROW = "SELECT -1, COALESCE(MAX(tree_size), 0), NULL FROM audit_checkpoints"
+_WITH_INTEGRATED = f" UNION ALL {_INTEGRATED_ROW}"
+INTEGRATED: Coord = (-1, 0)
+
+
+def fetcher(
+    session: Session, extra: Mapping[Coord, bytes] | None = None, *, within: int | None = None
+) -> merkle.SubtreeHashes:
+    """A ``merkle.SubtreeHashes`` over the tables (leaf hashes at level 0, ``audit_nodes`` above).
+
+    With ``within``, a fetch first checks that a checkpoint covers that tree size (``ProofRequestInvalid``
+    otherwise), reading it in the same query as the nodes.
+    """
 
     def fetch(coords: list[Coord]) -> dict[Coord, bytes]:
         result: dict[Coord, bytes] = {}
@@ -99,10 +124,15 @@ def fetcher(session: Session, extra: Mapping[Coord, bytes] | None = None) -> mer
                 by_level[coord[0]].append(coord[1])
         wanted = sum(len(indexes) for indexes in by_level.values())
         if wanted <= _IN_LIST_LIMIT:
-            result.update(_fetch_sparse(session, [(level, i) for level, ixs in by_level.items() for i in ixs]))
+            sparse = [(level, i) for level, ixs in by_level.items() for i in ixs]
+            result.update(_fetch_sparse(session, sparse, integrated=within is not None))
+            size = int.from_bytes(result.pop(INTEGRATED, bytes(8)), "big")
         else:
+            size = integrated_size(session) if within is not None else 0
             for level, indexes in by_level.items():
                 result.update(_fetch_level(session, level, indexes))
+        if within is not None and within > size:
+            raise ProofRequestInvalid(_BEYOND)
         missing = [c for c in coords if c not in result]
         if missing:
             msg = f"the stored tree lacks {len(missing)} node(s), first {missing[0]}: integrate or restore"
@@ -188,22 +218,36 @@ def integrate(session: Session, signer: AuditSigner, *, max_entries: int = INTEG
     return checkpoint
 
 
+_BEYOND = "the tree size is beyond the latest checkpoint; wait for the next one"
+
+
+def _covered(session: Session, tree_size: int, prove: Callable[[merkle.SubtreeHashes], list[bytes]]) -> list[bytes]:
+    """``prove`` over the stored tree, refused unless a checkpoint covers ``tree_size``: one round trip."""
+    covering, asked = fetcher(session, within=tree_size), False
+
+    def fetch(coords: list[Coord]) -> Mapping[Coord, bytes]:
+        nonlocal asked
+        asked = True
+        return covering(coords)
+
+    proof = prove(fetch)
+    if not asked and tree_size > integrated_size(session):  # an empty proof read nothing, so check here
+        raise ProofRequestInvalid(_BEYOND)
+    return proof
+
+
 def inclusion_proof(session: Session, leaf_index: int, tree_size: int) -> list[bytes]:
     """RFC 9162 §2.1.3 audit path of ``leaf_index`` in the tree of ``tree_size`` (O(log n) reads)."""
     if not 0 <= leaf_index < tree_size:
         raise ProofRequestInvalid("leaf_index must be below tree_size")
-    if tree_size > integrated_size(session):
-        raise ProofRequestInvalid("tree_size is beyond the latest checkpoint; wait for the next one")
-    return merkle.inclusion_proof(leaf_index, tree_size, fetcher(session))
+    return _covered(session, tree_size, lambda fetch: merkle.inclusion_proof(leaf_index, tree_size, fetch))
 
 
 def consistency_proof(session: Session, first: int, second: int) -> list[bytes]:
     """RFC 9162 §2.1.4 proof that the tree of size ``first`` is a prefix of the tree of size ``second``."""
     if not 0 < first <= second:
         raise ProofRequestInvalid("need 0 < first <= second")
-    if second > integrated_size(session):
-        raise ProofRequestInvalid("second is beyond the latest checkpoint; wait for the next one")
-    return merkle.consistency_proof(first, second, fetcher(session))
+    return _covered(session, second, lambda fetch: merkle.consistency_proof(first, second, fetch))
 
 
 def stored_root(session: Session, tree_size: int) -> bytes:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import itertools
 import secrets
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -13,9 +14,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from factories import audit_event, random_id_number, secret_client
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from audit import merkle, service, tree
 from audit.entries import Receipt, ReceiptInvalid, canonical, entry_leaf_hash, holder_ref
+from audit.errors import ProofRequestInvalid
 from audit.models import AuditEntry
 from audit.note import Verifier, open_checkpoint
 from hub import audited
@@ -155,11 +158,28 @@ def test_integration_in_chunks_gives_the_same_root(runtime: Runtime) -> None:
 
 
 def test_proofs_beyond_the_latest_checkpoint_are_refused(runtime: Runtime) -> None:
-    record_many(runtime, 5)
+    """The covering checkpoint is read in the proof's own query, or on its own when a proof reads no node."""
+    record_many(runtime, 1)
+    with runtime.session_scope() as session, pytest.raises(ProofRequestInvalid, match="beyond the latest checkpoint"):
+        tree.inclusion_proof(session, 0, 1)  # the audit path of a one-leaf tree is empty: nothing is read
+    record_many(runtime, 4)
     made = integrate(runtime)
-    record_many(runtime, 5)
-    with runtime.session_scope() as session, pytest.raises(Exception, match="beyond the latest checkpoint"):
-        tree.inclusion_proof(session, 0, made.tree_size + 3)
+    record_many(runtime, 5)  # their leaves are stored, but no checkpoint covers them yet
+    beyond = made.tree_size + 3
+    refused: list[Callable[[Session], object]] = [
+        lambda session: tree.inclusion_proof(session, 0, beyond),
+        lambda session: tree.inclusion_proof(session, beyond - 1, beyond),
+        lambda session: tree.consistency_proof(session, made.tree_size, beyond),
+        lambda session: tree.consistency_proof(session, beyond, beyond),  # empty proof: nothing is read
+    ]
+    for prove in refused:
+        with runtime.session_scope() as session, pytest.raises(ProofRequestInvalid, match="beyond the latest"):
+            prove(session)
+    with runtime.session_scope() as session:
+        assert tree.consistency_proof(session, made.tree_size, made.tree_size) == []
+        path = tree.inclusion_proof(session, 2, made.tree_size)
+        leaf = service.leaf_hashes(session, 2, 3)[0]
+        merkle.verify_inclusion(leaf, 2, made.tree_size, path, made.root_hash)
 
 
 def test_redacted_entries_keep_the_tree_and_proofs(runtime: Runtime) -> None:
