@@ -179,9 +179,11 @@ def _merge_latest(summary: dict[str, Any], path: Path) -> dict[str, Any]:
     ``--only X`` reruns one part; the overview table still shows every part, each from its own latest run.
     """
     latest: dict[str, Any] = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    dates = latest.setdefault("dates", {})  # part -> when it last ran
     for key in (*PARTS, *AUTH_KEYS):
         if key in summary:
             latest[key] = summary[key]
+            dates["auth" if key in AUTH_KEYS else key] = summary["date"]
     latest["date"], latest["machine"] = summary["date"], summary["machine"]
     path.write_text(json.dumps(latest, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     return latest

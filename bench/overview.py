@@ -181,12 +181,23 @@ def _machine(summary: dict[str, Any]) -> str:
     return f"{machine.get('nproc', '?')} × {machine.get('cpu_model', '?')}, Python {machine.get('python', '?')}"
 
 
+def _part_dates(summary: dict[str, Any]) -> str:
+    """When each part last ran: recorded by ``python -m bench``, else the part's own ``date``."""
+    dates: dict[str, str] = {
+        name: str(part["date"]) for name, part in summary.items() if isinstance(part, dict) and part.get("date")
+    }
+    dates |= summary.get("dates") or {}
+    shown = [f"{name} {when[:16].replace('T', ' ')}" for name, when in sorted(dates.items())]
+    return "; ".join(shown) or str(summary.get("date", ""))
+
+
 def render(summary: dict[str, Any]) -> str:
     verdict = {True: "met", False: "**not met**", None: ""}
     lines = [
         HEADING, "",
-        (f"{summary.get('date', '')}: every headline figure of `.venv/bin/python -m bench` with its baseline measured "
-         f"in the same run, on {_machine(summary)}. Details in the sections below."), "",
+        (f"Every headline figure of `.venv/bin/python -m bench`, each with its baseline measured in the same run, "
+         f"on {_machine(summary)}. `--only` reruns one part, so parts may come from different runs: "
+         f"{_part_dates(summary)}. Details in the sections below."), "",
         "| issue | figure | configuration | value | baseline (same run) | ratio | target | verdict |",
         "| ---: | --- | --- | ---: | --- | ---: | --- | --- |",
     ]  # fmt: skip

@@ -20,7 +20,7 @@ from typing import Any
 import jwt
 import segno
 
-from hub.identity.tokens import algorithms_for_jwk, select_jwk
+from hub.identity.tokens import algorithms_for_jwk, public_key, select_jwk, unverified_header
 from hub.keys.service import SigningKey
 from licences.errors import (
     PresentationExpired,
@@ -183,7 +183,7 @@ def verify_presentation(
     if not token.isascii():  # RFC 7515 §7.1: base64url and dots; PyJWT would fail to encode a lone surrogate
         raise PresentationMalformed("the code is not a compact JWS")
     try:
-        header = jwt.get_unverified_header(token)
+        header = unverified_header(token)
     except jwt.PyJWTError as exc:
         raise PresentationMalformed("the code is not a compact JWS") from exc
     # RFC 8725 §3.1 and §3.11: our algorithm and our type only, so "none", HS256 keyed with the public
@@ -199,7 +199,7 @@ def verify_presentation(
     try:
         claims: dict[str, Any] = jwt.decode(
             token,
-            jwt.PyJWK(jwk).key,
+            public_key(jwk),
             algorithms=ALGORITHMS,
             issuer=issuer,
             # The lifetime is checked below, after the signature, against the caller's ``now``.

@@ -20,7 +20,7 @@ from typing import Any
 import jwt
 
 from hub.clock import utcnow
-from hub.identity.tokens import algorithms_for_jwk, select_jwk
+from hub.identity.tokens import algorithms_for_jwk, public_key, select_jwk, unverified_header
 from hub.keys.service import SigningKey
 from licences.errors import StatusListInvalid
 
@@ -240,7 +240,7 @@ def verify_status_list(
     bad signature, a credential of another type, or ``now`` outside validFrom..validUntil.
     """
     try:
-        header = jwt.get_unverified_header(token)
+        header = unverified_header(token)
     except jwt.PyJWTError as exc:
         raise StatusListInvalid("the status list is not a compact JWS") from exc
     if header.get("alg") not in ALGORITHMS or header.get("typ") != TOKEN_TYPE:
@@ -252,7 +252,7 @@ def verify_status_list(
     try:
         payload: dict[str, Any] = jwt.decode(
             token,
-            jwt.PyJWK(jwk).key,
+            public_key(jwk),
             algorithms=ALGORITHMS,
             # The lifetime is checked below against ``now``, which tests and offline audits choose.
             options={"require": ["iss", "iat", "exp"], "verify_exp": False, "verify_nbf": False, "verify_iat": False},

@@ -22,7 +22,7 @@ from hub.identity.errors import (
     IdTokenIssuerUnknown,
     IdTokenNonceMismatch,
 )
-from hub.identity.tokens import decode_with_jwk
+from hub.identity.tokens import decode_with_jwk, unverified_claims, unverified_header
 from hub.keys.service import SigningKey
 
 DEV_ID_TOKEN_TTL_SECONDS = 600
@@ -83,8 +83,7 @@ def _verified_claims(
 ) -> dict[str, Any]:
     """OIDC Core §3.1.3.7 checks: issuer, signature, audience, expiry, nonce."""
     try:
-        header = jwt.get_unverified_header(token)
-        unverified = jwt.decode(token, options={"verify_signature": False})
+        header, unverified = unverified_header(token), unverified_claims(token)
     except jwt.PyJWTError as exc:
         raise IdTokenInvalid("the ID token is not a JWT") from exc
     if unverified.get("iss") != issuer:

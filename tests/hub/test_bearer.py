@@ -267,3 +267,51 @@ def test_anything_unsigned_is_refused_as_an_invalid_token(token: str) -> None:
         tokens.verify_client_assertion(
             token, client_id="c", jwks={"keys": [_P256_JWK]}, audiences=["x"], max_lifetime_seconds=300
         )
+
+
+@settings(max_examples=300, deadline=None)
+@given(_any_text | _jwt_shaped)
+def test_the_header_is_read_as_pyjwt_reads_it(token: str) -> None:
+    """hub.identity.tokens reads the header segment alone; whatever PyJWT can read, it reads the same."""
+    try:
+        theirs: dict[str, Any] | None = jwt.get_unverified_header(token)
+    except Exception:  # noqa: BLE001 - PyJWT refuses it one way or another
+        theirs = None
+    try:
+        mine: dict[str, Any] | None = tokens.unverified_header(token)
+    except jwt.DecodeError:
+        mine = None
+    if theirs is not None:
+        assert mine == theirs
+
+
+_json_object = st.dictionaries(st.text(max_size=8), _json, max_size=4)
+
+
+@settings(max_examples=100, deadline=None)
+@given(_json_object, _json_object)
+def test_header_and_claims_of_signed_tokens_read_back(extra: dict[str, Any], claims: dict[str, Any]) -> None:
+    token = jwt.encode(claims, _P256, algorithm="ES256", headers={**extra, "kid": "k1"})
+    assert tokens.unverified_header(token) == jwt.get_unverified_header(token)
+    assert tokens.unverified_claims(token) == jwt.decode(token, options={"verify_signature": False})
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "",
+        "no-dots",
+        "eyJhbGciOiJFUzI1NiJ9",  # a header alone
+        "eyJhbGciOiJFUzI1NiJ9.e30",  # two segments
+        "eyJhbGciOiJFUzI1NiJ9=.e30.c2ln",  # padding
+        "eyJhbGci+iJFUzI1NiJ9.e30.c2ln",  # base64, not base64url
+        "a.e30.c2ln",  # a length no base64 has
+        "WzFd.e30.c2ln",  # [1]: JSON, not an object
+        "bm90IGpzb24.e30.c2ln",  # not JSON
+        "ｅｙＪ.e30.c2ln",  # full-width letters
+        "e" * 20_000 + ".e30.c2ln",  # far longer than any header
+    ],
+)
+def test_malformed_headers_are_decode_errors(token: str) -> None:
+    with pytest.raises(jwt.DecodeError):
+        tokens.unverified_header(token)
