@@ -36,6 +36,11 @@ def _append_rows(append: dict[str, Any]) -> list[str]:
             figures = [cell["entries_per_s"], ratio, batch, cell["p50_ms"], cell["p99_ms"], cell["errors"]]
             cpu = [cell["process_cpu_cores"], cell.get("committer_thread_cpu_cores", "")]
             rows.append(_row([backend, mode, writers, *figures, *cpu]))
+        for cell in result.get("processes", {}).values():  # processes: no shared batch, p50 or CPU to show
+            mode = f"group, {cell['processes']} processes (one committer each)"
+            writers = f"{cell['processes']} × {cell['writers_per_process']}"
+            figures = [cell["entries_per_s"], "", "", "", cell["p99_ms"], cell["errors"], "", ""]
+            rows.append(_row([backend, mode, writers, *figures]))
     return rows
 
 

@@ -50,6 +50,13 @@ def _audit(audit: dict[str, Any]) -> Iterator[Figure]:
             f"≥ {target:,}/s" if backend == "postgresql" else "", group.get("entries_per_s", 0) >= target
             if backend == "postgresql" else None,
         )  # fmt: skip
+        for cell in part.get("processes", {}).values():
+            yield Figure(
+                3, f"audit append, group commit, {cell['processes']} processes × {cell['writers_per_process']} "
+                "writers (entries/s)", label, f"{cell['entries_per_s']}", "one process, 64 writers: "
+                f"{group.get('entries_per_s')}", round(cell["entries_per_s"] / group["entries_per_s"], 2)
+                if group.get("entries_per_s") else None, f"≥ {target:,}/s", cell["entries_per_s"] >= target,
+            )  # fmt: skip
     sizes = proofs.get("sizes", [0, 0])
     for backend, label in (("postgresql", "PostgreSQL"), ("sqlite", "SQLite")):
         part = proofs.get(backend, {})
