@@ -71,16 +71,18 @@ def _sparse_sqlite(leaves: list[int], inner: list[Coord]) -> tuple[str, tuple[in
     return " UNION ALL ".join(parts), tuple(params)
 
 
-def _fetch_sparse(session: Session, coords: list[Coord], *, integrated: bool = False) -> dict[Coord, bytes]:
+def _fetch_sparse(
+    session: Session, coords: list[Coord], *, integrated: bool = False
+) -> tuple[dict[Coord, bytes], int | None]:
     """A proof's few nodes in one query sent straight to the driver (leaves and inner nodes together).
 
-    With ``integrated``, the same statement also reads the newest checkpoint's tree size, returned under the
-    key ``INTEGRATED`` (8-byte big-endian): a proof costs one round trip, not two.
+    With ``integrated``, the same statement also reads the newest checkpoint's tree size (returned second,
+    otherwise None): a proof costs one round trip, not two.
     """
     leaves = [i for level, i in coords if level == 0]
     inner = [(level, i) for level, i in coords if level > 0]
     if not coords and not integrated:
-        return {}
+        return {}, None
     connection = session.connection()
     if connection.dialect.name == "postgresql":
         keys = {"leaves": leaves, "levels": [level for level, _ in inner], "indexes": [i for _, i in inner]}
@@ -88,21 +90,21 @@ def _fetch_sparse(session: Session, coords: list[Coord], *, integrated: bool = F
     else:
         statement, params = _sparse_sqlite(leaves, inner)
         if integrated:
-            statement = f"{statement} UNION ALL {_INTEGRATED_ROW}" if statement else _INTEGRATED_ROW
+            statement = f"{statement}{_WITH_INTEGRATED}" if statement else _INTEGRATED_ROW
         rows = connection.exec_driver_sql(statement, params)
     found: dict[Coord, bytes] = {}
+    size: int | None = None
     for level, i, h in rows:
         if level < 0:
-            found[INTEGRATED] = int(i).to_bytes(8, "big")
+            size = int(i)
         else:
             found[int(level), int(i)] = bytes(h)
-    return found
+    return found, size
 
 
 # The newest checkpoint's size as one more row of a proof's query (level -1; NULL hash, typed by the union).
 _INTEGRATED_ROW = "SELECT -1, COALESCE(MAX(tree_size), 0), NULL FROM audit_checkpoints"
 _WITH_INTEGRATED = f" UNION ALL {_INTEGRATED_ROW}"
-INTEGRATED: Coord = (-1, 0)
 
 
 def fetcher(
@@ -125,13 +127,13 @@ def fetcher(
         wanted = sum(len(indexes) for indexes in by_level.values())
         if wanted <= _IN_LIST_LIMIT:
             sparse = [(level, i) for level, ixs in by_level.items() for i in ixs]
-            result.update(_fetch_sparse(session, sparse, integrated=within is not None))
-            size = int.from_bytes(result.pop(INTEGRATED, bytes(8)), "big")
+            found, size = _fetch_sparse(session, sparse, integrated=within is not None)
+            result.update(found)
         else:
-            size = integrated_size(session) if within is not None else 0
+            size = integrated_size(session) if within is not None else None
             for level, indexes in by_level.items():
                 result.update(_fetch_level(session, level, indexes))
-        if within is not None and within > size:
+        if within is not None and within > (size or 0):
             raise ProofRequestInvalid(_BEYOND)
         missing = [c for c in coords if c not in result]
         if missing:

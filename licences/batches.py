@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -154,13 +154,20 @@ def row_error(row: LicenceBatchRow) -> dict[str, Any]:
 
 
 def progress(session: Session, batch_id: str) -> dict[str, int]:
-    counts = dict.fromkeys((PENDING, ISSUED, FAILED), 0)
-    for status, count in session.execute(
-        select(LicenceBatchRow.status, func.count())
-        .where(LicenceBatchRow.batch_id == batch_id)
-        .group_by(LicenceBatchRow.status)
+    return progress_of(session, [batch_id])[batch_id]
+
+
+def progress_of(session: Session, batch_ids: Sequence[str]) -> dict[str, dict[str, int]]:
+    """Rows pending, issued and failed of each batch, in one grouped query."""
+    counts = {batch_id: dict.fromkeys((PENDING, ISSUED, FAILED), 0) for batch_id in batch_ids}
+    if not counts:
+        return counts
+    for batch_id, status, count in session.execute(
+        select(LicenceBatchRow.batch_id, LicenceBatchRow.status, func.count())
+        .where(LicenceBatchRow.batch_id.in_(counts))
+        .group_by(LicenceBatchRow.batch_id, LicenceBatchRow.status)
     ):
-        counts[status] = count
+        counts[batch_id][status] = count
     return counts
 
 

@@ -245,7 +245,8 @@ def batches_page(request: Request, session: SessionDep, runtime: RuntimeDep) -> 
         .order_by(LicenceBatch.created_at.desc())
         .limit(LIST_SIZE)
     ).all()
-    listed = [(row, batches.progress(session, row.id)) for row in rows]
+    counts = batches.progress_of(session, [row.id for row in rows])
+    listed = [(row, counts[row.id]) for row in rows]
     return _page(request, "console/batches.html", officer, batches=listed)
 
 
