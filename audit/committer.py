@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import queue
 import threading
+from collections import defaultdict
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import psycopg
 from sqlalchemy.orm import Session, sessionmaker
 
 from audit.append import AuditSigner, Sequenced, append, append_direct
 from audit.entries import AuditEvent, Receipt
+from hub.db import begin_read_only
 from hub.errors import ServiceUnavailable
 
 log = logging.getLogger(__name__)
@@ -22,6 +25,11 @@ log = logging.getLogger(__name__)
 class CommitterClosed(ServiceUnavailable):
     code = "audit_unavailable"
     title = "The audit log is shutting down; retry on another instance"
+
+
+class AuditNotDurable(ServiceUnavailable):
+    code = "audit_unavailable"
+    title = "The audit log did not confirm the entry in time; nothing was disclosed, retry later"
 
 
 class Waiter:
@@ -49,14 +57,57 @@ class Waiter:
 
     def wait(self, timeout: float) -> list[Sequenced]:
         if not self.done.acquire(timeout=timeout):
-            msg = f"the audit batch was not durable within {timeout} s"
-            raise TimeoutError(msg)
+            raise AuditNotDurable(f"the audit batch was not durable within {timeout:g} s")
         if self.error is not None:
             raise self.error
         return self.result
 
 
-_Item = tuple[Sequence[AuditEvent], Waiter]
+class AsyncWaiter:
+    """A caller on an event loop: its future is settled on the loop, once per batch for all its callers."""
+
+    __slots__ = ("future", "loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.future: asyncio.Future[Any] = loop.create_future()
+
+
+def _settle(outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+    """Runs on the event loop: hand every waiting request its answer (or the batch's error)."""
+    for future, result, error in outcomes:
+        if future.done():  # the request was cancelled or timed out meanwhile
+            continue
+        if error is None:
+            future.set_result(result)
+        else:
+            future.set_exception(error)
+
+
+A = TypeVar("A")
+R = TypeVar("R")
+BatchRead = Callable[[Session, list[A]], list[tuple[R, AuditEvent]]]
+"""Reads a batch of requests in one read-only session: per request, its answer and the entry that records it."""
+
+
+class _Job(Generic[A, R]):
+    """One caller's part of a batch: entries to append, or a read that yields its answer and entry."""
+
+    __slots__ = ("answer", "argument", "error", "events", "read", "waiter")
+
+    def __init__(
+        self,
+        waiter: Waiter | AsyncWaiter,
+        events: Sequence[AuditEvent] = (),
+        read: BatchRead[A, R] | None = None,
+        argument: A | None = None,
+    ) -> None:
+        self.waiter = waiter
+        self.events = events
+        self.read = read
+        self.argument = argument
+        self.answer: R | None = None
+        self.error: BaseException | None = None
 
 
 class GroupCommitter:
@@ -75,19 +126,22 @@ class GroupCommitter:
         max_batch: int = 2000,
         wait_seconds: float = 30.0,
         dsn: str | None = None,
+        read_sessions: sessionmaker[Session] | None = None,
     ) -> None:
         """Batches append through ``session_factory``, or through a plain connection when ``dsn`` is given.
 
         ``dsn`` is a PostgreSQL connection string: the writer thread then keeps one psycopg connection of
-        its own and appends with :func:`audit.append.append_direct`.
+        its own and appends with :func:`audit.append.append_direct`. ``read_sessions`` serves the reads of
+        :meth:`read_and_record` (default: ``session_factory``).
         """
         self._sessions = session_factory
+        self._read_sessions = read_sessions or session_factory
         self._dsn = dsn
         self._connection: psycopg.Connection[Any] | None = None
         self._signer = signer
         self._max_batch = max_batch
         self._wait = wait_seconds
-        self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Job[Any, Any] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self._closed = False
@@ -97,14 +151,35 @@ class GroupCommitter:
     def record(self, events: Sequence[AuditEvent]) -> list[Receipt]:
         """Append ``events`` in their own durable transaction (shared with concurrent callers)."""
         waiter = Waiter()
+        self._submit(_Job(waiter, events))
+        sequenced = waiter.wait(self._wait)
+        signer = self._signer()
+        return [signer.receipt(s.leaf_index, s.leaf_hash, s.integrated_time) for s in sequenced]
+
+    async def read_and_record(self, read: BatchRead[A, R], argument: A) -> tuple[R, Receipt]:
+        """From an event loop: ``read`` this request with the batch's others, record its entry, then answer.
+
+        The read runs on the writer thread, in one read-only session for every request of the batch
+        that shares ``read`` (one query for all of them, not one session and query each); the answer
+        comes back only once its entry is durable. The loop never blocks: it awaits a future that the
+        writer thread settles, one loop wake-up per batch. A request that does not wait for the
+        answer (cancelled, timed out) leaves its entry recorded: the read happened.
+        """
+        waiter = AsyncWaiter(asyncio.get_running_loop())
+        self._submit(_Job(waiter, read=read, argument=argument))
+        try:
+            async with asyncio.timeout(self._wait):
+                answer: tuple[R, Receipt] = await waiter.future
+        except TimeoutError:
+            raise AuditNotDurable(f"the audit batch was not durable within {self._wait:g} s") from None
+        return answer
+
+    def _submit(self, job: _Job[Any, Any]) -> None:
         with self._start_lock:
             if self._closed:
                 raise CommitterClosed
             self._ensure_thread()
-            self._queue.put((events, waiter))
-        sequenced = waiter.wait(self._wait)
-        signer = self._signer()
-        return [signer.receipt(s.leaf_index, s.leaf_hash, s.integrated_time) for s in sequenced]
+            self._queue.put(job)
 
     def close(self) -> None:
         """Commit what is queued, then refuse new entries (shutdown)."""
@@ -124,9 +199,9 @@ class GroupCommitter:
             self._thread = threading.Thread(target=self._run, name="audit-group-commit", daemon=True)
             self._thread.start()
 
-    def _gather(self, first: _Item) -> tuple[list[_Item], bool]:
+    def _gather(self, first: _Job[Any, Any]) -> tuple[list[_Job[Any, Any]], bool]:
         """The first item and whatever else is already queued; after the stop sentinel, everything left."""
-        batch, count, stop = [first], len(first[0]), False
+        batch, count, stop = [first], len(first.events) or 1, False
         while count < self._max_batch or stop:
             try:
                 item = self._queue.get_nowait()
@@ -136,7 +211,7 @@ class GroupCommitter:
                 stop = True
                 continue
             batch.append(item)
-            count += len(item[0])
+            count += len(item.events) or 1
         return batch, stop
 
     def _commit(self, events: list[AuditEvent]) -> list[Sequenced]:
@@ -163,6 +238,26 @@ class GroupCommitter:
             with contextlib.suppress(psycopg.Error):
                 connection.close()
 
+    def _read(self, batch: list[_Job[Any, Any]]) -> None:
+        """Run the batch's reads, one call per read function; a failed read fails only its own jobs."""
+        groups: defaultdict[BatchRead[Any, Any], list[_Job[Any, Any]]] = defaultdict(list)
+        for job in batch:
+            if job.read is not None:
+                groups[job.read].append(job)
+        for read, jobs in groups.items():
+            try:
+                # Closing the session (not rolling it back) detaches what was read with its values intact.
+                with self._read_sessions() as session:
+                    begin_read_only(session)
+                    answers = read(session, [job.argument for job in jobs])
+            except Exception as exc:  # noqa: BLE001 - those callers get the error, the others go on
+                log.warning("audited read failed", extra={"requests": len(jobs), "error": type(exc).__name__})
+                for job in jobs:
+                    job.error = exc
+                continue
+            for job, (answer, event) in zip(jobs, answers, strict=True):
+                job.answer, job.events = answer, (event,)
+
     def _run(self) -> None:
         stop = False
         while not stop:
@@ -170,17 +265,42 @@ class GroupCommitter:
             if first is None:
                 return
             batch, stop = self._gather(first)
-            events = [event for item in batch for event in item[0]]
             try:
-                sequenced = self._commit(events)
+                self._read(batch)
+                batch_events = [event for job in batch if job.error is None for event in job.events]
+                sequenced = self._commit(batch_events) if batch_events else []
             except Exception as exc:  # noqa: BLE001 - every waiting caller learns the batch failed
-                log.warning("audit batch failed", extra={"entries": len(events), "error": type(exc).__name__})
-                for _, waiter in batch:
-                    waiter.set_exception(exc)
+                log.warning("audit batch failed", extra={"entries": len(batch), "error": type(exc).__name__})
+                for job in batch:
+                    job.error = job.error or exc
+                self._release(batch, [])
                 continue
             self.batches += 1
-            self.entries += len(events)
-            offset = 0
-            for item_events, waiter in batch:
-                waiter.set_result(sequenced[offset : offset + len(item_events)])
-                offset += len(item_events)
+            self.entries += len(batch_events)
+            self._release(batch, sequenced)
+
+    def _release(self, batch: list[_Job[Any, Any]], sequenced: list[Sequenced]) -> None:
+        """Wake every caller of the batch: threads one by one, each event loop once with all its requests."""
+        settled: defaultdict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any, Any]]] = defaultdict(list)
+        signer = self._signer() if any(isinstance(job.waiter, AsyncWaiter) for job in batch) else None
+        offset = 0
+        for job in batch:
+            mine: list[Sequenced] = []
+            if job.error is None:
+                mine = sequenced[offset : offset + len(job.events)]
+                offset += len(job.events)
+            waiter = job.waiter
+            if isinstance(waiter, Waiter):
+                if job.error is None:
+                    waiter.set_result(mine)
+                else:
+                    waiter.set_exception(job.error)
+                continue
+            result = None
+            if job.error is None and signer is not None:
+                s = mine[0]
+                result = (job.answer, signer.receipt(s.leaf_index, s.leaf_hash, s.integrated_time))
+            settled[waiter.loop].append((waiter.future, result, job.error))
+        for loop, outcomes in settled.items():
+            with contextlib.suppress(RuntimeError):  # that loop has closed: nobody is waiting any more
+                loop.call_soon_threadsafe(_settle, outcomes)

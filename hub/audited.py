@@ -15,15 +15,17 @@ from hub.observability import request_id_var
 from hub.runtime import Runtime
 
 
-def event(*, action: str, outcome: str, actor_type: str, actor: str, **fields: Any) -> AuditEvent:
-    """An event stamped with the current time and request id."""
+def event(
+    *, action: str, outcome: str, actor_type: str, actor: str, request_id: str | None = None, **fields: Any
+) -> AuditEvent:
+    """An event stamped with the current time and the request id (the current request's unless given)."""
     return AuditEvent(
         action=action,
         outcome=outcome,
         actor_type=actor_type,
         actor=actor,
-        request_id=request_id_var.get() or "-",
-        time=utcnow(),
+        request_id=request_id or request_id_var.get() or "-",
+        time=fields.pop("time", None) or utcnow(),
         **fields,
     )
 

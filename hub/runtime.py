@@ -137,7 +137,10 @@ class Runtime:
     def audit(self) -> GroupCommitter:
         """Durable audit appends in their own (shared) transaction: reads, disclosures and denials."""
         return GroupCommitter(
-            self.audit_session_factory or self.session_factory, lambda: self.audit_signer, dsn=self.audit_dsn
+            self.audit_session_factory or self.session_factory,
+            lambda: self.audit_signer,
+            dsn=self.audit_dsn,
+            read_sessions=self.session_factory,
         )
 
     def close(self) -> None:

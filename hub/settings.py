@@ -103,6 +103,8 @@ class Settings(BaseSettings):
     # Requests inside the application at once (hub.api.admission); the rest wait on the event loop. Keep it at
     # or below the database pool (10 + 10 overflow) and the thread pool (40).
     max_concurrent_requests: int = Field(default=10, ge=1, le=1000)
+    # QR scans in flight at once (their own admission lane: they hold no thread or connection while waiting).
+    max_concurrent_scans: int = Field(default=256, ge=1, le=10_000)
     exchange_client_burst: int = Field(default=60, ge=1, le=100_000)
     exchange_client_rate_per_second: float = Field(default=20.0, gt=0, le=100_000)
 

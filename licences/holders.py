@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from hub.clock import china_today, utcnow
@@ -21,6 +22,7 @@ from licences.lifecycle import LicenceNotFound
 from licences.models import HolderNotification, Licence
 from licences.presentation import (
     Presentation,
+    PresentationClaims,
     PresentationKeyUnknown,
     issue_presentation,
     presentation_url,
@@ -191,35 +193,84 @@ class PublishedKeys:
         self._cached: tuple[float, dict[str, Any]] | None = None
         self._lock = threading.Lock()
 
-    def get(self, session: Session, *, refresh: bool = False) -> dict[str, Any]:
+    def fresh(self) -> dict[str, Any] | None:
+        """The cached keys if they are recent enough; None when they must be read again."""
         cached = self._cached
-        if not refresh and cached is not None and time.monotonic() - cached[0] < self.ttl:
+        if cached is not None and time.monotonic() - cached[0] < self.ttl:
             return cached[1]
+        return None
+
+    def get(self, session: Session, *, refresh: bool = False) -> dict[str, Any]:
+        cached = None if refresh else self.fresh()
+        if cached is not None:
+            return cached
         jwks = presentation_jwks(session, self.overlap_seconds)
         with self._lock:
             self._cached = (time.monotonic(), jwks)
         return jwks
 
 
-def scan(session: Session, token: str, *, keys_source: PublishedKeys, issuer: str) -> ScanResult:
-    """Check a scanned code: a presentation token (signed, short-lived) or a licence's static QR id."""
-    now = utcnow()
+@dataclass(frozen=True, slots=True)
+class ScanCheck:
+    """A scanned code after the checks that need no database: what is left is to read its licence."""
+
+    checked_at: datetime
+    licence_id: str | None = None  # a static QR code names the licence row
+    claims: PresentationClaims | None = None  # a presentation token, signature and claims checked
+    refusal: DomainError | None = None  # the token failed those checks: no licence is read
+
+
+def check_code(
+    token: str, jwks: Mapping[str, Any], *, issuer: str, keys_fresh: bool = False, now: datetime | None = None
+) -> ScanCheck:
+    """The offline half of a scan: recognise a static QR id, or verify a presentation token.
+
+    Raises :class:`PresentationKeyUnknown` when the token's key is not in ``jwks`` from a cache: the
+    caller re-reads the published keys and checks again with ``keys_fresh`` (a key may have been
+    rotated meanwhile). With keys just read, an unknown key is a refusal like any other.
+    """
+    now = now or utcnow()
     if len(token) == STATIC_ID_LENGTH and all(c in "0123456789abcdef" for c in token):
-        licence = session.scalar(select(Licence).where(Licence.id == token))
+        return ScanCheck(now, licence_id=token)
+    try:
+        claims = verify_presentation(token, jwks, now=now, issuer=issuer)
+    except PresentationKeyUnknown as exc:
+        if not keys_fresh:
+            raise
+        return ScanCheck(now, refusal=exc)
+    except DomainError as exc:
+        return ScanCheck(now, refusal=exc)
+    return ScanCheck(now, claims=claims)
+
+
+def resolve_scans(session: Session, checks: Sequence[ScanCheck]) -> list[ScanResult]:
+    """The live half: read every named licence in one query and say what each scan shows."""
+    ids = {c.licence_id for c in checks if c.licence_id}
+    identifiers = {c.claims.licence["certificate_identifier"] for c in checks if c.claims}
+    by_id: dict[str, Licence] = {}
+    by_identifier: dict[str, Licence] = {}
+    if ids or identifiers:
+        for licence in session.scalars(
+            select(Licence).where(or_(Licence.id.in_(ids), Licence.identifier.in_(identifiers)))
+        ):
+            by_id[licence.id], by_identifier[licence.identifier] = licence, licence
+    return [_scan_result(check, by_id, by_identifier) for check in checks]
+
+
+def _scan_result(check: ScanCheck, by_id: dict[str, Licence], by_identifier: dict[str, Licence]) -> ScanResult:
+    now = check.checked_at
+    if check.refusal is not None:
+        return ScanResult(token_valid=False, checked_at=now, error_code=check.refusal.code, reason=check.refusal.detail)
+    if check.licence_id is not None:
+        licence = by_id.get(check.licence_id)
         if licence is None:
             return ScanResult(
                 token_valid=False, checked_at=now, error_code="licence_not_found", reason="no licence has this code"
             )
         return ScanResult(token_valid=True, checked_at=now, status=live_status(licence), licence=licence)
-    try:
-        try:
-            claims = verify_presentation(token, keys_source.get(session), now=now, issuer=issuer)
-        except PresentationKeyUnknown:  # rotated since we last looked? one fresh read, then decide
-            claims = verify_presentation(token, keys_source.get(session, refresh=True), now=now, issuer=issuer)
-    except DomainError as exc:
-        return ScanResult(token_valid=False, checked_at=now, error_code=exc.code, reason=exc.detail)
-    identifier = claims.licence["certificate_identifier"]
-    licence = session.scalar(select(Licence).where(Licence.identifier == identifier))
+    claims = check.claims
+    assert claims is not None  # noqa: S101 - a check is a static id, a refusal or verified claims
+    licence = by_identifier.get(claims.licence["certificate_identifier"])
     if licence is None:  # signed by us, but the licence is gone: never show its data
         return ScanResult(
             token_valid=False, checked_at=now, error_code="licence_not_found", reason="the licence no longer exists"
@@ -228,6 +279,15 @@ def scan(session: Session, token: str, *, keys_source: PublishedKeys, issuer: st
         token_valid=True, checked_at=now, status=live_status(licence), licence=licence,
         disclosed=dict(claims.disclosed), jti=claims.jti, expires_at=claims.expires_at,
     )  # fmt: skip
+
+
+def scan(session: Session, token: str, *, keys_source: PublishedKeys, issuer: str) -> ScanResult:
+    """Check a scanned code: a presentation token (signed, short-lived) or a licence's static QR id."""
+    try:
+        check = check_code(token, keys_source.get(session), issuer=issuer)
+    except PresentationKeyUnknown:  # rotated since we last looked? one fresh read, then decide
+        check = check_code(token, keys_source.get(session, refresh=True), issuer=issuer, keys_fresh=True)
+    return resolve_scans(session, [check])[0]
 
 
 def live_status(licence: Licence) -> str:

@@ -20,7 +20,7 @@ from typing import Any
 import jwt
 import segno
 
-from hub.identity.tokens import algorithms_for_jwk, public_key, select_jwk, unverified_header
+from hub.identity.tokens import algorithms_for_jwk, decode_jwt, public_key, select_jwk, unverified_header
 from hub.keys.service import SigningKey
 from licences.errors import (
     PresentationExpired,
@@ -197,7 +197,7 @@ def verify_presentation(
     if jwk is None or algorithms_for_jwk(jwk) != ALGORITHMS:
         raise PresentationKeyUnknown(f"no published ES256 key {kid!r}")
     try:
-        claims: dict[str, Any] = jwt.decode(
+        claims: dict[str, Any] = decode_jwt(
             token,
             public_key(jwk),
             algorithms=ALGORITHMS,

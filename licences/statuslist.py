@@ -20,7 +20,7 @@ from typing import Any
 import jwt
 
 from hub.clock import utcnow
-from hub.identity.tokens import algorithms_for_jwk, public_key, select_jwk, unverified_header
+from hub.identity.tokens import algorithms_for_jwk, decode_jwt, public_key, select_jwk, unverified_header
 from hub.keys.service import SigningKey
 from licences.errors import StatusListInvalid
 
@@ -250,7 +250,7 @@ def verify_status_list(
     if jwk is None or algorithms_for_jwk(jwk) != ALGORITHMS:
         raise StatusListInvalid(f"the status list is signed by an unknown key {kid!r}")
     try:
-        payload: dict[str, Any] = jwt.decode(
+        payload: dict[str, Any] = decode_jwt(
             token,
             public_key(jwk),
             algorithms=ALGORITHMS,

@@ -9,6 +9,11 @@ of seconds. Requests waiting here hold neither a thread nor a connection, so the
 finish. A slot is given back when the answer starts (the unit of work has committed by then), so slow
 readers of a response do not keep others out.
 
+Routes that never touch the thread pool (the QR scan: its token is checked on the event loop, its licence
+read and audit entry made by the audit committer for a whole batch) have a lane of their own with a larger
+limit: they hold no connection while they wait, and the group committer needs many of them in flight to
+fill its batches (with the common limit of 10, scans were committed 5 at a time).
+
 No library offers this for ASGI as far as we found (uvicorn's ``--limit-concurrency`` answers 503 instead
 of queueing), and it is a semaphore and a wrapped ``send``.
 """
@@ -21,23 +26,29 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
 class AdmissionGate:
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(
+        self, app: ASGIApp, limit: int, *, light_prefixes: tuple[str, ...] = (), light_limit: int = 256
+    ) -> None:
         self.app = app
         self.limit = limit
         self._slots = asyncio.Semaphore(limit)
+        self._light_prefixes = light_prefixes
+        self._light_slots = asyncio.Semaphore(light_limit)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        await self._slots.acquire()
+        light = bool(self._light_prefixes) and scope["path"].startswith(self._light_prefixes)
+        slots = self._light_slots if light else self._slots
+        await slots.acquire()
         held = True
 
         def give_back() -> None:
             nonlocal held
             if held:
                 held = False
-                self._slots.release()
+                slots.release()
 
         async def send_and_release(message: Message) -> None:
             if message["type"] == "http.response.start":

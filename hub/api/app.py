@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry
 
 from hub.api.admission import AdmissionGate
 from hub.api.body_limit import BodyLimit, body_limits
-from hub.api.middleware import RequestContextMiddleware, RequestMetrics
+from hub.api.middleware import GroupCommitMetrics, RequestContextMiddleware, RequestMetrics
 from hub.api.openapi import install as install_openapi
 from hub.api.problems import install_problem_handlers
 from hub.api.routes import (
@@ -72,11 +72,16 @@ def create_app(runtime: Runtime, *, start_scheduler: bool = False) -> FastAPI:
     )
     app.state.runtime = runtime
     set_runtime(runtime)  # in-process jobs (embedded mode, tests) run with the app's own runtime
-    registry = CollectorRegistry()
+    registry = _metrics_registry(runtime)
     app.state.metrics_registry = registry
     # The last added runs first: request context, then the body limit (an oversized request is refused before
     # it waits for a slot), then the admission gate.
-    app.add_middleware(AdmissionGate, limit=settings.max_concurrent_requests)
+    app.add_middleware(
+        AdmissionGate,
+        limit=settings.max_concurrent_requests,
+        light_prefixes=scan.POOL_FREE_PREFIXES,
+        light_limit=settings.max_concurrent_scans,
+    )
     app.add_middleware(
         BodyLimit,
         default=settings.max_body_bytes,
@@ -115,6 +120,18 @@ def create_app(runtime: Runtime, *, start_scheduler: bool = False) -> FastAPI:
     if settings.is_development:
         app.include_router(devidp.router)
     return app
+
+
+def _metrics_registry(runtime: Runtime) -> CollectorRegistry:
+    registry = CollectorRegistry()
+    registry.register(GroupCommitMetrics(lambda: _committer_counters(runtime)))
+    return registry
+
+
+def _committer_counters(runtime: Runtime) -> tuple[int, int] | None:
+    if "audit" not in vars(runtime):  # not started yet: a scrape must not start it
+        return None
+    return runtime.audit.batches, runtime.audit.entries
 
 
 def create_app_from_env() -> FastAPI:

@@ -79,7 +79,11 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         limit = self.paths.get(scope["path"], self.default)
-        declared = _content_length(scope)
+        declared, chunked = _framing(scope)
+        if declared is None and not chunked:
+            # RFC 9112 §6.3: neither Content-Length nor Transfer-Encoding means no body at all (a GET, say).
+            await self.app(scope, receive, send)
+            return
         if declared is not None:
             if declared > limit:
                 await self._refuse(scope, receive, send, limit)
@@ -131,8 +135,14 @@ class BodyLimit:
         await response(scope, receive, send)
 
 
-def _content_length(scope: Scope) -> int | None:
+def _framing(scope: Scope) -> tuple[int | None, bool]:
+    """The declared Content-Length (None if absent or not a number) and whether a Transfer-Encoding is sent."""
+    length, encoded = None, False
     for name, value in scope["headers"]:
         if name == b"content-length":
-            return int(value) if value.isdigit() else None
-    return None
+            length = int(value) if value.isdigit() else -1
+        elif name == b"transfer-encoding":
+            encoded = True
+    if length == -1:  # present but unreadable: count what actually arrives
+        return None, True
+    return length, encoded

@@ -6,9 +6,11 @@ import logging
 import re
 import secrets
 import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.metrics_core import CounterMetricFamily, Metric
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hub.observability import request_id_var
@@ -25,6 +27,23 @@ class RequestMetrics:
         self.latency = Histogram(
             "hub_http_request_duration_seconds", "HTTP request latency by route", ["method", "route"], registry=registry
         )
+
+
+class GroupCommitMetrics:
+    """The audit group committer's counters (batches, entries), read at scrape time; nothing until it starts."""
+
+    def __init__(self, counters: Callable[[], tuple[int, int] | None]) -> None:
+        self.counters = counters
+
+    def collect(self) -> Iterator[Metric]:
+        found = self.counters()
+        if found is None:
+            return
+        batches, entries = found
+        yield CounterMetricFamily(
+            "hub_audit_group_commits", "Durable commits made by the audit group committer", batches
+        )
+        yield CounterMetricFamily("hub_audit_group_commit_entries", "Audit entries those commits carried", entries)
 
 
 class RequestContextMiddleware:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import secrets
 import threading
@@ -169,3 +170,94 @@ def test_without_pre_ping_a_dead_pool_answers_503_once_then_recovers(live_runtim
         assert down.status_code == 503, down.text
         assert down.headers["retry-after"] and down.json()["code"] == "database_unavailable"
         assert client.get("/v1/whoami", headers=headers).status_code == 200  # the pool was invalidated, not stuck
+
+
+def _numbered(n: int) -> AuditEvent:
+    return AuditEvent(
+        action="licence.presentation.scanned", outcome="ok", actor_type="public", actor="anonymous",
+        request_id=f"r{n}", time=utcnow(), case_number=f"c{n}",
+    )  # fmt: skip
+
+
+def _read_squares(session: Any, numbers: list[int]) -> list[tuple[int, AuditEvent]]:
+    """A batched read: one query for every request of the batch, each answer with the entry that records it."""
+    _read_squares.calls.append(len(numbers))  # type: ignore[attr-defined]
+    assert session.execute(select(AuditEntry.leaf_index).limit(1)).all() is not None  # a real read-only session
+    return [(n * n, _numbered(n)) for n in numbers]
+
+
+_read_squares.calls = []  # type: ignore[attr-defined]
+
+
+def _read_broken(_session: Any, numbers: list[int]) -> list[tuple[int, AuditEvent]]:
+    raise LookupError(f"cannot read {numbers}")
+
+
+def test_async_reads_share_one_read_per_batch_and_answer_only_when_durable(live_runtime: Runtime) -> None:
+    """Requests on an event loop: answers and receipts come back together, the reads were batched, no gaps."""
+    committer = live_runtime.audit
+    _read_squares.calls.clear()  # type: ignore[attr-defined]
+
+    async def many() -> list[tuple[int, Receipt]]:
+        return list(await asyncio.gather(*(committer.read_and_record(_read_squares, n) for n in range(50))))
+
+    answers = asyncio.run(many())
+    assert [answer for answer, _ in answers] == [n * n for n in range(50)]
+    assert sorted(receipt.leaf_index for _, receipt in answers) == list(range(50))
+    assert sum(_read_squares.calls) == 50  # type: ignore[attr-defined]
+    assert len(_read_squares.calls) < 50  # type: ignore[attr-defined] # the reads really were shared
+    public = live_runtime.audit_signer.private_key.public_key()
+    with live_runtime.engine.connect() as conn:
+        stored = dict(conn.execute(select(AuditEntry.leaf_index, AuditEntry.case_number)).all())
+    for n, (_, receipt) in enumerate(answers):
+        receipt.verify(public, live_runtime.audit_signer.origin)
+        assert stored[receipt.leaf_index] == f"c{n}"  # each answer carries its own entry's receipt
+
+
+def test_a_failed_read_fails_only_its_own_requests(live_runtime: Runtime) -> None:
+    committer = live_runtime.audit
+
+    async def both() -> list[Any]:
+        return list(
+            await asyncio.gather(
+                committer.read_and_record(_read_broken, 1),
+                committer.read_and_record(_read_squares, 7),
+                asyncio.to_thread(committer.record, [_numbered(8)]),
+                return_exceptions=True,
+            )
+        )
+
+    broken, fine, threaded = asyncio.run(both())
+    assert isinstance(broken, LookupError)
+    assert fine[0] == 49
+    assert isinstance(threaded[0], Receipt)
+    with live_runtime.engine.connect() as conn:  # the refused read wrote nothing; the other two did
+        assert sorted(conn.execute(select(AuditEntry.case_number)).scalars()) == ["c7", "c8"]
+
+
+def test_an_async_read_the_log_cannot_confirm_in_time_is_refused_with_503(live_runtime: Runtime) -> None:
+    from audit.committer import AuditNotDurable
+
+    hold = threading.Event()
+
+    def slow(_session: Any, numbers: list[int]) -> list[tuple[int, AuditEvent]]:
+        hold.wait(10)
+        return [(n, make_event(n)) for n in numbers]
+
+    committer = GroupCommitter(live_runtime.session_factory, lambda: live_runtime.audit_signer, wait_seconds=0.2)
+    try:
+        with pytest.raises(AuditNotDurable) as refused:
+            asyncio.run(committer.read_and_record(slow, 1))
+        assert refused.value.status == 503 and refused.value.code == "audit_unavailable"
+    finally:
+        hold.set()
+        committer.close()
+
+
+def test_a_closed_committer_refuses_async_reads(live_runtime: Runtime) -> None:
+    from audit.committer import CommitterClosed
+
+    committer = live_runtime.audit
+    committer.close()
+    with pytest.raises(CommitterClosed):
+        asyncio.run(committer.read_and_record(_read_squares, 1))

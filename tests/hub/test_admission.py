@@ -60,3 +60,31 @@ def test_a_failing_request_gives_its_slot_back() -> None:
             return (await client.get("/fine")).status_code  # would wait forever had a slot leaked
 
     assert asyncio.run(asyncio.wait_for(run(), timeout=5)) == 200
+
+
+def test_pool_free_routes_have_their_own_lane_with_its_own_limit() -> None:
+    """QR scans hold no thread or connection: they neither wait behind nor crowd out the pooled requests."""
+    inside = Inside()
+    gate = AdmissionGate(inside, limit=2, light_prefixes=("/v/",), light_limit=5)
+
+    async def run() -> list[int]:
+        async with _client(gate) as client:
+            answers = await asyncio.gather(
+                *(client.get(f"/v/{n}") for n in range(15)), *(client.get(f"/v1/x/{n}") for n in range(6))
+            )
+        return [a.status_code for a in answers]
+
+    assert asyncio.run(run()) == [200] * 21
+    assert inside.most == 5 + 2  # both lanes full at once, never more
+
+
+def test_the_light_lane_is_bounded_too() -> None:
+    inside = Inside()
+    gate = AdmissionGate(inside, limit=10, light_prefixes=("/v/",), light_limit=2)
+
+    async def run() -> None:
+        async with _client(gate) as client:
+            await asyncio.gather(*(client.get(f"/v/{n}") for n in range(12)))
+
+    asyncio.run(run())
+    assert inside.most == 2

@@ -315,3 +315,46 @@ def test_header_and_claims_of_signed_tokens_read_back(extra: dict[str, Any], cla
 def test_malformed_headers_are_decode_errors(token: str) -> None:
     with pytest.raises(jwt.DecodeError):
         tokens.unverified_header(token)
+
+
+_B64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+_segment_like = st.text(alphabet=_B64URL + "=+/!. \x00é", max_size=40).map(str.encode) | st.binary(max_size=24).map(
+    lambda raw: base64.urlsafe_b64encode(raw).rstrip(b"=") + b"=" * (len(raw) % 3 and 3 - len(raw) % 3)
+)
+
+
+def _segment_outcome(read: Any, segment: bytes) -> bytes | str:
+    try:
+        return bytes(read(segment, "payload"))
+    except jwt.DecodeError as exc:
+        return f"refused: {exc}"
+
+
+@given(_segment_like | st.binary(max_size=40))
+def test_segments_are_read_exactly_as_pyjwt_reads_them(segment: bytes) -> None:
+    """The faster segment reader behind every JWT check answers as PyJWT's own does, refusals included."""
+    assert _segment_outcome(tokens._JWS._decode_base64url_segment, segment) == _segment_outcome(
+        jwt.PyJWS._decode_base64url_segment,
+        segment,
+    )
+
+
+@pytest.mark.parametrize(
+    "segment", [b"!!!!", b"e30=", b"e30", b"e3=", b"e30==", b"e===", b"a", b"ab==", b"abc=", b"e31"]
+)
+def test_known_segment_edge_cases_match_pyjwt(segment: bytes) -> None:
+    """GHSA-hxm8-2xgr-2p9m junk, padding on a whole quantum only, non-canonical trailing bits."""
+    assert _segment_outcome(tokens._JWS._decode_base64url_segment, segment) == _segment_outcome(
+        jwt.PyJWS._decode_base64url_segment,
+        segment,
+    )
+
+
+def test_a_tampered_token_fails_through_the_faster_reader() -> None:
+    """decode_jwt still verifies the signature: a payload changed by one character is refused."""
+    token = jwt.encode({"sub": "x"}, _P256, algorithm="ES256")
+    head, payload, signature = token.split(".")
+    forged = payload[:-1] + ("A" if payload[-1] != "A" else "B")
+    with pytest.raises(jwt.PyJWTError):
+        tokens.decode_jwt(f"{head}.{forged}.{signature}", _P256.public_key(), algorithms=["ES256"])
+    assert tokens.decode_jwt(token, _P256.public_key(), algorithms=["ES256"]) == {"sub": "x"}
