@@ -174,6 +174,17 @@ class GroupCommitter:
             raise AuditNotDurable(f"the audit batch was not durable within {self._wait:g} s") from None
         return answer
 
+    async def record_async(self, events: Sequence[AuditEvent]) -> list[Receipt]:
+        """:meth:`record` for a caller on an event loop (a refusal decided there): awaits instead of blocking."""
+        waiter = AsyncWaiter(asyncio.get_running_loop())
+        self._submit(_Job(waiter, events))
+        try:
+            async with asyncio.timeout(self._wait):
+                receipts: list[Receipt] = await waiter.future
+        except TimeoutError:
+            raise AuditNotDurable(f"the audit batch was not durable within {self._wait:g} s") from None
+        return receipts
+
     def _submit(self, job: _Job[Any, Any]) -> None:
         with self._start_lock:
             if self._closed:
@@ -296,10 +307,10 @@ class GroupCommitter:
                 else:
                     waiter.set_exception(job.error)
                 continue
-            result = None
+            result: Any = None
             if job.error is None and signer is not None:
-                s = mine[0]
-                result = (job.answer, signer.receipt(s.leaf_index, s.leaf_hash, s.integrated_time))
+                receipts = [signer.receipt(s.leaf_index, s.leaf_hash, s.integrated_time) for s in mine]
+                result = receipts if job.read is None else (job.answer, receipts[0])
             settled[waiter.loop].append((waiter.future, result, job.error))
         for loop, outcomes in settled.items():
             with contextlib.suppress(RuntimeError):  # that loop has closed: nobody is waiting any more

@@ -31,6 +31,8 @@ class ClientRateLimited(DomainError):
 
 
 class Limiter(Protocol):
+    blocking: bool  # a check waits on the network: event-loop callers run it on a worker thread
+
     def take(self, client_id: str) -> float:
         """Take one call; 0.0 if allowed, else the seconds until one is available (nothing taken)."""
         ...
@@ -38,6 +40,8 @@ class Limiter(Protocol):
 
 class MemoryLimiter:
     """Token buckets in this process (embedded mode)."""
+
+    blocking = False
 
     def __init__(self, burst: int, rate: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.burst, self.rate, self.clock = burst, rate, clock
@@ -73,6 +77,8 @@ return wait
 
 class RedisLimiter:
     """Token buckets in Redis (distributed mode: every API process shares them)."""
+
+    blocking = True
 
     def __init__(self, url: str, burst: int, rate: float, *, prefix: str = "licence-hub:rate:") -> None:
         self.burst, self.rate, self.prefix = burst, rate, prefix

@@ -7,16 +7,21 @@ SHA-256 of a file it was handed (the issuer-sealed PDF). Whichever it uses, the 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from hub.errors import InvalidInput
-from licences.holders import PublishedKeys, live_status, scan
+from catalog.objections import disputed_licences
+from hub.clock import utcnow
+from hub.errors import DomainError, InvalidInput
+from licences.holders import PublishedKeys, ScanCheck, check_code, live_status, resolve_scans
 from licences.lifecycle import LicenceNotFound
 from licences.models import Licence
+from licences.presentation import PresentationKeyUnknown
 
 SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 
@@ -43,6 +48,85 @@ class Verified:
     status: str
     checked_at: datetime
     via: str  # certificate_identifier | presentation | sha256
+    disputed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyCall:
+    """A verify call after the checks that need no database: how it names its licence, and by what."""
+
+    via: str  # certificate_identifier | presentation | sha256
+    value: str  # the identifier, or the file's SHA-256 in lower case; for a presentation, the token
+    checked_at: datetime
+    scan: ScanCheck | None = None  # a presentation, its token already checked
+
+
+def prepare(
+    *,
+    certificate_identifier: str | None,
+    presentation: str | None,
+    sha256: str | None,
+    jwks: Mapping[str, Any],
+    issuer: str,
+    keys_fresh: bool = False,
+    now: datetime | None = None,
+) -> VerifyCall:
+    """Check what the caller names: exactly one target, a well-formed SHA-256, a presentation's signature.
+
+    Raises ``PresentationKeyUnknown`` from a cached key set (see :func:`licences.holders.check_code`).
+    """
+    now = now or utcnow()
+    named = [name for name, v in (("certificate_identifier", certificate_identifier), ("presentation", presentation),
+                                  ("sha256", sha256)) if v]  # fmt: skip
+    if len(named) != 1:
+        raise VerifyTargetInvalid
+    if presentation:
+        check = check_code(presentation, jwks, issuer=issuer, keys_fresh=keys_fresh, now=now)
+        if check.licence_id is not None:  # a static QR id is not a presentation token
+            raise PresentationRefused("presentation_malformed", "the code is not a presentation token")
+        if check.refusal is not None:
+            raise PresentationRefused(check.refusal.code, check.refusal.detail)
+        return VerifyCall("presentation", presentation, now, check)
+    if sha256:
+        digest = sha256.lower()
+        if not SHA256_HEX.match(digest):
+            raise VerifyTargetInvalid("sha256 must be 64 hexadecimal characters")
+        return VerifyCall("sha256", digest, now)
+    return VerifyCall("certificate_identifier", str(certificate_identifier), now)
+
+
+def resolve(session: Session, calls: Sequence[VerifyCall]) -> list[Verified | DomainError]:
+    """The live part for many calls at once: their licences and dispute flags in three queries, not three each."""
+    scanned = iter(resolve_scans(session, [call.scan for call in calls if call.scan is not None]))
+    identifiers = {call.value for call in calls if call.via == "certificate_identifier"}
+    digests = {call.value for call in calls if call.via == "sha256"}
+    by_identifier: dict[str, Licence] = {}
+    by_digest: dict[str, Licence] = {}
+    if identifiers or digests:
+        stmt = select(Licence).where(or_(Licence.identifier.in_(identifiers), Licence.file_sha256.in_(digests)))
+        for licence in session.scalars(stmt):
+            by_identifier[licence.identifier] = licence
+            if licence.file_sha256:
+                by_digest[licence.file_sha256] = licence
+    found: list[Verified | DomainError] = []
+    for call in calls:
+        if call.scan is not None:
+            result = next(scanned)
+            if not result.token_valid or result.licence is None:
+                found.append(PresentationRefused(result.error_code or "presentation_invalid", result.reason))
+            else:
+                found.append(Verified(result.licence, result.status or live_status(result.licence), call.checked_at,
+                                      call.via))  # fmt: skip
+            continue
+        named = (by_digest if call.via == "sha256" else by_identifier).get(call.value)
+        if named is None:
+            what = "licence file has this SHA-256" if call.via == "sha256" else f"licence {call.value}"
+            found.append(LicenceNotFound(f"no {what}"))
+            continue
+        found.append(Verified(named, live_status(named), call.checked_at, call.via))
+    disputed = disputed_licences(session, {v.licence.identifier for v in found if isinstance(v, Verified)})
+    return [replace(v, disputed=True) if isinstance(v, Verified) and v.licence.identifier in disputed else v
+            for v in found]  # fmt: skip
 
 
 def verify(
@@ -56,24 +140,18 @@ def verify(
     now: datetime,
 ) -> Verified:
     """Find the licence the caller names and its live status, or raise why it cannot be verified."""
-    named = [name for name, v in (("certificate_identifier", certificate_identifier), ("presentation", presentation),
-                                  ("sha256", sha256)) if v]  # fmt: skip
-    if len(named) != 1:
-        raise VerifyTargetInvalid
-    if presentation:
-        result = scan(session, presentation, keys_source=keys_source, issuer=issuer)
-        if not result.token_valid or result.licence is None:
-            raise PresentationRefused(result.error_code or "presentation_invalid", result.reason)
-        return Verified(result.licence, result.status or live_status(result.licence), now, "presentation")
-    if sha256:
-        digest = sha256.lower()
-        if not SHA256_HEX.match(digest):
-            raise VerifyTargetInvalid("sha256 must be 64 hexadecimal characters")
-        licence = session.scalar(select(Licence).where(Licence.file_sha256 == digest))
-        if licence is None:
-            raise LicenceNotFound("no licence file has this SHA-256")
-        return Verified(licence, live_status(licence), now, "sha256")
-    licence = session.scalar(select(Licence).where(Licence.identifier == certificate_identifier))
-    if licence is None:
-        raise LicenceNotFound(f"no licence {certificate_identifier}")
-    return Verified(licence, live_status(licence), now, "certificate_identifier")
+
+    def prepared(*, refresh: bool) -> VerifyCall:
+        return prepare(
+            certificate_identifier=certificate_identifier, presentation=presentation, sha256=sha256,
+            jwks=keys_source.get(session, refresh=refresh), issuer=issuer, keys_fresh=refresh, now=now,
+        )  # fmt: skip
+
+    try:
+        call = prepared(refresh=False)
+    except PresentationKeyUnknown:  # rotated since we last looked? one fresh read, then decide
+        call = prepared(refresh=True)
+    (answer,) = resolve(session, [call])
+    if isinstance(answer, DomainError):
+        raise answer
+    return answer

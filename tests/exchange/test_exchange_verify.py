@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import func, select
 
 from audit.entries import Receipt
 from audit.models import AuditEntry
+from hub.identity import service as identity
 from hub.runtime import Runtime
 from tests.licences.licencekit import Department, LicenceKit, department_client
 
@@ -138,3 +141,63 @@ def test_no_token_and_wrong_scope_are_audited(kit: LicenceKit) -> None:
         row = _entry(kit.runtime, problem["receipt"])
         assert (row.action, row.outcome, row.error_code) == ("exchange.licence.verified", "denied", code)
         assert _entries(kit.runtime) == before + 1
+
+
+def test_concurrent_calls_are_read_together_and_each_gets_its_own_answer(kit: LicenceKit, verifier: Department) -> None:
+    """Verify runs on the event loop and its reads are batched by the audit committer: no answer or entry mixed up."""
+    licences = [kit.issue() for _ in range(3)]
+    unknown = "11100000000013338W032-0000000000000000000009-001"
+    bodies = [{"certificate_identifier": lic["certificate_identifier"]} for lic in licences]
+    bodies += [{"sha256": licences[1]["file_sha256"]}, {"certificate_identifier": unknown}]
+    calls = bodies * 4
+    # One call first: it verifies the access token on a worker thread. The test runtime's sessions share one
+    # connection (rolled back at the end), so only the committer's thread may use it while calls overlap.
+    assert kit.client.post("/v1/exchange/verify", json=bodies[0], headers=verifier.headers).status_code == 200
+    committer = kit.runtime.audit
+    batches_before = committer.batches
+
+    async def together() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=kit.client.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            return list(
+                await asyncio.gather(
+                    *(client.post("/v1/exchange/verify", json=b, headers=verifier.headers) for b in calls)
+                )
+            )
+
+    answers = asyncio.run(together())
+    leaves = set()
+    for body, answer in zip(calls, answers, strict=True):
+        named = body.get("certificate_identifier") or licences[1]["certificate_identifier"]
+        if named == unknown:
+            assert answer.status_code == 404, answer.text
+            assert answer.json()["code"] == "licence_not_found"
+            row = _entry(kit.runtime, answer.json()["receipt"])
+            assert (row.outcome, row.error_code, row.department_code) == ("denied", "licence_not_found", verifier.code)
+        else:
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["certificate_identifier"] == named
+            row = _entry(kit.runtime, answer.json()["receipt"])
+            assert (row.outcome, row.certificate_identifier) == ("ok", named)
+        leaves.add(row.leaf_index)
+    assert len(leaves) == len(calls)  # one entry per call
+    assert committer.batches - batches_before < len(calls)  # and calls really shared batches
+
+
+def test_a_client_disabled_after_its_token_was_checked_is_refused_at_once(
+    kit: LicenceKit, verifier: Department
+) -> None:
+    """The token's verdict is cached per token; whether its client may still call is read on every call."""
+    licence = kit.issue()
+    body = {"certificate_identifier": licence["certificate_identifier"]}
+    assert kit.client.post("/v1/exchange/verify", json=body, headers=verifier.headers).status_code == 200
+    with kit.runtime.session_scope() as session:
+        identity.disable_client(session, verifier.client_id)
+    before = _entries(kit.runtime)
+    answer = kit.client.post("/v1/exchange/verify", json=body, headers=verifier.headers)
+    assert answer.status_code == 401, answer.text
+    assert answer.json()["code"] == "client_disabled"
+    assert licence["certificate_identifier"] not in answer.text
+    row = _entry(kit.runtime, answer.json()["receipt"])
+    assert (row.action, row.outcome, row.error_code) == ("exchange.licence.verified", "denied", "client_disabled")
+    assert _entries(kit.runtime) == before + 1

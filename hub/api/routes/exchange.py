@@ -8,6 +8,7 @@ refusal's problem+json carries its receipt.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -16,11 +17,13 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
+from audit.entries import AuditEvent
 from catalog.models import Matter
 from hub import audited
-from hub.api.deps import BearerDep, RuntimeDep, SessionDep, read_only, unit_of_work
+from hub.api.deps import BearerDep, RuntimeDep, SessionDep, presentation_jwks, read_only, unit_of_work
 from hub.api.schemas import ReceiptOut, Strict
 from hub.clock import utcnow
+from hub.db import begin_read_only
 from hub.errors import DomainError
 from hub.exchange import copies, ratelimit
 from hub.exchange import fetch as exchange_fetch
@@ -28,13 +31,15 @@ from hub.exchange import materials as exchange_materials
 from hub.exchange import verify as exchange_verify
 from hub.exchange.models import PurposeCopy
 from hub.identity import service as identity
-from hub.identity.errors import ScopeMissing, TokenMissing
+from hub.identity.errors import ClientDisabled, ScopeMissing, TokenMissing
 from hub.identity.models import Department
 from hub.identity.tokens import AccessClaims
+from hub.observability import request_id_var
 from hub.runtime import Runtime
 from licences import lifecycle
 from licences.issuance import metadata
 from licences.models import Licence
+from licences.presentation import PresentationKeyUnknown
 from licences.types import get_type_or_raise
 
 router = APIRouter(prefix="/v1/exchange", tags=["exchange"])
@@ -109,11 +114,75 @@ def _mark_refused(exc: DomainError, caller: AccessClaims, action: str, **fields:
 async def verify_licence(request: Request, body: VerifyRequest, credentials: BearerDep) -> Response:
     """Status and validity of a licence named by identifier, presentation token or file SHA-256; no face data.
 
-    The whole call (authentication, lookup, audit entry, answer) runs in one thread-pool call with its own
-    read-only unit of work, instead of one hop per dependency plus one to serialise: the exchange's most
-    frequent call, so the hops were a large share of its cost.
+    The exchange's most frequent call never waits on the thread pool. On the event loop: the access token
+    (its verdict is cached per token), the scope, the burst limit, and the target (a presentation's
+    signature). Then the audit committer reads, for every verify call of its batch at once, whether each
+    caller's client is still enabled, the named licences and their dispute flags, and records each call's
+    entry; the answer leaves once that entry is durable.
     """
-    return await _in_one_hop(_verify, request, body, credentials)
+    runtime: Runtime = request.app.state.runtime
+    caller = await authorise_on_loop(request, runtime, credentials, scope="exchange:verify", action=VERIFIED)
+    try:
+        call = await _verify_call(runtime, body)
+    except DomainError as exc:
+        _mark_refused(exc, caller, VERIFIED)
+        await _record_refusal(runtime, exc)
+        raise
+    pending = _PendingVerify(call, caller, request_id_var.get() or "-", runtime)
+    answer, receipt = await runtime.audit.read_and_record(_read_verifies, pending)
+    if isinstance(answer, DomainError):
+        answer.receipt = receipt.to_json()
+        raise answer
+    licence = answer.licence
+    out = VerifyOut(
+        status=answer.status,
+        certificate_identifier=licence.identifier,
+        certificate_type_code=licence.type_code,
+        certificate_issuing_authority_code=licence.issuer_code,
+        valid_from=licence.validity_start.isoformat(),
+        valid_until=licence.validity_end.isoformat() if licence.validity_end else None,
+        disputed=answer.disputed,
+        checked_at=answer.checked_at.isoformat(),
+        receipt=ReceiptOut(**receipt.to_json()),
+    )
+    return Response(out.model_dump_json().encode(), media_type="application/json")
+
+
+async def authorise_on_loop(
+    request: Request, runtime: Runtime, credentials: Any, *, scope: str, action: str
+) -> AccessClaims:
+    """:func:`authorise_caller` for handlers on the event loop, but for the client-enabled check.
+
+    That check needs the database, so the handler's batched read makes it (see :func:`_refuse_disabled`).
+    A token not seen before is verified on a worker thread (its key may need reading); refusals are
+    recorded through the group committer before they are raised.
+    """
+    try:
+        if credentials is None:
+            raise TokenMissing("send 'Authorization: Bearer <access token>' from POST /oauth/token")
+        token = credentials.credentials
+        claims = runtime.key_cache.verified(token)
+        if claims is None:  # a token not seen in the last ttl: its key may need reading
+            claims = await run_in_threadpool(_decode_bearer, runtime, token)
+        if scope not in claims.scopes:
+            raise ScopeMissing(scope)
+    except DomainError as exc:
+        exc.audit_event = audited.event(
+            action=action, outcome="denied", actor_type="public", actor="anonymous", error_code=exc.code
+        )
+        await _record_refusal(runtime, exc)
+        raise
+    try:
+        if runtime.client_limiter.blocking:
+            await run_in_threadpool(ratelimit.check, runtime.client_limiter, claims.client_id)
+        else:
+            ratelimit.check(runtime.client_limiter, claims.client_id)
+    except DomainError as exc:
+        _mark_refused(exc, claims, action)
+        await _record_refusal(runtime, exc)
+        raise
+    request.state.caller = claims
+    return claims
 
 
 async def _in_one_hop(work: Callable[..., bytes], request: Request, body: Any, credentials: Any) -> Response:
@@ -122,36 +191,73 @@ async def _in_one_hop(work: Callable[..., bytes], request: Request, body: Any, c
     return Response(await run_in_threadpool(work, request, runtime, body, credentials), media_type="application/json")
 
 
-def _verify(request: Request, runtime: Runtime, body: VerifyRequest, credentials: Any) -> bytes:
-    with unit_of_work(runtime, read_only=True) as session:
-        caller = authorise_caller(request, session, runtime, credentials, scope="exchange:verify", action=VERIFIED)
-        try:
-            verified = exchange_verify.verify(
-                session, certificate_identifier=body.certificate_identifier, presentation=body.presentation,
-                sha256=body.sha256, keys_source=runtime.presentation_keys,
-                issuer=runtime.settings.public_url.rstrip("/"), now=utcnow(),
-            )  # fmt: skip
-        except DomainError as exc:
-            _mark_refused(exc, caller, VERIFIED)
-            raise
-        licence = verified.licence
-        disputed = _disputed(session, licence.identifier)
-        receipt = _record_ok(session, runtime, caller, VERIFIED, licence, via=verified.via)
-        return (
-            VerifyOut(
-                status=verified.status,
-                certificate_identifier=licence.identifier,
-                certificate_type_code=licence.type_code,
-                certificate_issuing_authority_code=licence.issuer_code,
-                valid_from=licence.validity_start.isoformat(),
-                valid_until=licence.validity_end.isoformat() if licence.validity_end else None,
-                disputed=disputed,
-                checked_at=verified.checked_at.isoformat(),
-                receipt=receipt,
-            )
-            .model_dump_json()
-            .encode()
-        )
+def _decode_bearer(runtime: Runtime, token: str) -> AccessClaims:
+    with runtime.session_factory() as session:
+        begin_read_only(session)
+        return identity.decode_bearer(session, runtime.settings, runtime.key_cache, token)
+
+
+async def _record_refusal(runtime: Runtime, exc: DomainError) -> None:
+    if exc.audit_event is not None and exc.receipt is None:
+        exc.receipt = (await runtime.audit.record_async([exc.audit_event]))[0].to_json()
+
+
+async def _verify_call(runtime: Runtime, body: VerifyRequest) -> exchange_verify.VerifyCall:
+    issuer = runtime.settings.public_url.rstrip("/")
+
+    def prepared(jwks: dict[str, Any], *, keys_fresh: bool) -> exchange_verify.VerifyCall:
+        return exchange_verify.prepare(
+            certificate_identifier=body.certificate_identifier, presentation=body.presentation, sha256=body.sha256,
+            jwks=jwks, issuer=issuer, keys_fresh=keys_fresh,
+        )  # fmt: skip
+
+    try:
+        return prepared(await presentation_jwks(runtime) if body.presentation else {}, keys_fresh=False)
+    except PresentationKeyUnknown:  # rotated since we last looked? one fresh read, then decide
+        return prepared(await presentation_jwks(runtime, refresh=True), keys_fresh=True)
+
+
+@dataclass(frozen=True, slots=True)
+class _PendingVerify:
+    call: exchange_verify.VerifyCall
+    caller: AccessClaims
+    request_id: str
+    runtime: Runtime
+
+
+def _read_verifies(
+    session: Session, pending: list[_PendingVerify]
+) -> list[tuple[exchange_verify.Verified | DomainError, AuditEvent]]:
+    """On the audit committer's thread: the batch's verify calls read together, each with its entry."""
+    disabled = identity.disabled_clients(session, {p.caller.client_id for p in pending})
+    live = [p for p in pending if p.caller.client_id not in disabled]
+    answers = dict(zip((id(p) for p in live), exchange_verify.resolve(session, [p.call for p in live]), strict=True))
+    out: list[tuple[exchange_verify.Verified | DomainError, AuditEvent]] = []
+    for p in pending:
+        answer = answers.get(id(p)) or ClientDisabled()
+        out.append((answer, _verify_event(p, answer)))
+    return out
+
+
+def _verify_event(pending: _PendingVerify, answer: exchange_verify.Verified | DomainError) -> AuditEvent:
+    caller, runtime, at = pending.caller, pending.runtime, pending.call.checked_at
+    if isinstance(answer, ClientDisabled):  # as authenticate_bearer's refusals: the caller is not trusted
+        return audited.event(
+            action=VERIFIED, outcome="denied", actor_type="public", actor="anonymous", error_code=answer.code,
+            request_id=pending.request_id, time=at,
+        )  # fmt: skip
+    if isinstance(answer, DomainError):
+        return audited.event(
+            action=VERIFIED, outcome="denied", actor_type="department", actor=caller.department_code,
+            client_id=caller.client_id, error_code=answer.code, request_id=pending.request_id, time=at,
+        )  # fmt: skip
+    licence = answer.licence
+    return audited.event(
+        action=VERIFIED, outcome="ok", actor_type="department", actor=caller.department_code,
+        client_id=caller.client_id, certificate_identifier=licence.identifier,
+        holder_ref=audited.holder_ref(runtime, licence.holder_type, licence.holder_code),
+        extra={"via": answer.via}, request_id=pending.request_id, time=at,
+    )  # fmt: skip
 
 
 def _disputed(session: Session, identifier: str) -> bool:

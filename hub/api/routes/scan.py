@@ -7,9 +7,8 @@ against the licence holder before the verdict is sent.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated
 
-import anyio
 from fastapi import APIRouter, Request
 from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, JSONResponse, Response
@@ -17,8 +16,8 @@ from sqlalchemy.orm import Session
 
 from audit.entries import AuditEvent
 from hub import audited
+from hub.api.deps import presentation_jwks
 from hub.api.routes.pages import PAGE_HEADERS, templates
-from hub.db import begin_read_only
 from hub.observability import request_id_var
 from hub.runtime import Runtime
 from licences import holders
@@ -65,25 +64,11 @@ async def scan(request: Request, token: Annotated[str, PathParam(max_length=MAX_
 
 async def _check(runtime: Runtime, token: str) -> holders.ScanCheck:
     """The token's offline checks; the published keys are read on a worker thread when the cache is stale."""
-    keys_source, issuer = runtime.presentation_keys, runtime.settings.public_url.rstrip("/")
-    jwks = keys_source.fresh()
-    if jwks is None:
-        jwks = await anyio.to_thread.run_sync(_read_keys, runtime)
+    issuer = runtime.settings.public_url.rstrip("/")
     try:
-        return holders.check_code(token, jwks, issuer=issuer)
+        return holders.check_code(token, await presentation_jwks(runtime), issuer=issuer)
     except PresentationKeyUnknown:  # rotated since we last looked? one fresh read, then decide
-        jwks = await anyio.to_thread.run_sync(_reread_keys, runtime)
-        return holders.check_code(token, jwks, issuer=issuer, keys_fresh=True)
-
-
-def _read_keys(runtime: Runtime, *, refresh: bool = False) -> dict[str, Any]:
-    with runtime.session_factory() as session:
-        begin_read_only(session)
-        return runtime.presentation_keys.get(session, refresh=refresh)
-
-
-def _reread_keys(runtime: Runtime) -> dict[str, Any]:
-    return _read_keys(runtime, refresh=True)
+        return holders.check_code(token, await presentation_jwks(runtime, refresh=True), issuer=issuer, keys_fresh=True)
 
 
 def _read_scans(session: Session, scans: list[_Scan]) -> list[tuple[holders.ScanResult, AuditEvent]]:
