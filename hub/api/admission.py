@@ -9,10 +9,10 @@ of seconds. Requests waiting here hold neither a thread nor a connection, so the
 finish. A slot is given back when the answer starts (the unit of work has committed by then), so slow
 readers of a response do not keep others out.
 
-Routes that never touch the thread pool (the QR scan: its token is checked on the event loop, its licence
-read and audit entry made by the audit committer for a whole batch) have a lane of their own with a larger
-limit: they hold no connection while they wait, and the group committer needs many of them in flight to
-fill its batches (with the common limit of 10, scans were committed 5 at a time).
+Routes that never touch the thread pool (the QR scan, exchange verify and fetch: checked on the event loop,
+their reads, bookkeeping and audit entries made by the audit committer for a whole batch) have a lane of
+their own with a larger limit: they hold no connection while they wait, and the group committer needs many
+of them in flight to fill its batches (with the common limit of 10, scans were committed 5 at a time).
 
 No library offers this for ASGI as far as we found (uvicorn's ``--limit-concurrency`` answers 503 instead
 of queueing), and it is a semaphore and a wrapped ``send``.
@@ -21,25 +21,27 @@ of queueing), and it is a semaphore and a wrapped ``send``.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
 class AdmissionGate:
     def __init__(
-        self, app: ASGIApp, limit: int, *, light_prefixes: tuple[str, ...] = (), light_limit: int = 256
+        self, app: ASGIApp, limit: int, *, light: Callable[[str], bool] | None = None, light_limit: int = 256
     ) -> None:
+        """``light`` tells by its path whether a request takes the pool-free lane (``light_limit`` at once)."""
         self.app = app
         self.limit = limit
         self._slots = asyncio.Semaphore(limit)
-        self._light_prefixes = light_prefixes
+        self._light = light
         self._light_slots = asyncio.Semaphore(light_limit)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        light = bool(self._light_prefixes) and scope["path"].startswith(self._light_prefixes)
+        light = self._light is not None and self._light(scope["path"])
         slots = self._light_slots if light else self._slots
         await slots.acquire()
         held = True

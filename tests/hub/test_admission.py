@@ -65,7 +65,7 @@ def test_a_failing_request_gives_its_slot_back() -> None:
 def test_pool_free_routes_have_their_own_lane_with_its_own_limit() -> None:
     """QR scans hold no thread or connection: they neither wait behind nor crowd out the pooled requests."""
     inside = Inside()
-    gate = AdmissionGate(inside, limit=2, light_prefixes=("/v/",), light_limit=5)
+    gate = AdmissionGate(inside, limit=2, light=lambda path: path.startswith("/v/"), light_limit=5)
 
     async def run() -> list[int]:
         async with _client(gate) as client:
@@ -80,7 +80,7 @@ def test_pool_free_routes_have_their_own_lane_with_its_own_limit() -> None:
 
 def test_the_light_lane_is_bounded_too() -> None:
     inside = Inside()
-    gate = AdmissionGate(inside, limit=10, light_prefixes=("/v/",), light_limit=2)
+    gate = AdmissionGate(inside, limit=10, light=lambda path: path.startswith("/v/"), light_limit=2)
 
     async def run() -> None:
         async with _client(gate) as client:

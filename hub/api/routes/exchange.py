@@ -43,6 +43,8 @@ from licences.presentation import PresentationKeyUnknown
 from licences.types import get_type_or_raise
 
 router = APIRouter(prefix="/v1/exchange", tags=["exchange"])
+# Handlers on the event loop whose work the audit committer does in batches: their own admission lane.
+POOL_FREE_PATHS = frozenset({"/v1/exchange/verify"})
 PDF = "application/pdf"
 # Every exchange call counts against its client's burst limit (hub/exchange/ratelimit.py).
 RATE_LIMITED: dict[int | str, dict[str, Any]] = {429: {"description": "Over this client's burst limit; retry after"}}
