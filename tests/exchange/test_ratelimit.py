@@ -64,8 +64,15 @@ def test_an_unreachable_redis_fails_open() -> None:
     assert limiter.take("client") == 0.0
 
 
-def test_the_exchange_answers_429_with_retry_after_and_audits_it(make_runtime: Any, make_settings: Any) -> None:
+@pytest.mark.parametrize("shared", [False, True], ids=["in-process", "redis"])
+def test_the_exchange_answers_429_with_retry_after_and_audits_it(
+    make_runtime: Any, make_settings: Any, prefix: str, shared: bool
+) -> None:
+    """Both limiters through the route: Redis's is asked on a worker thread (verify runs on the event loop)."""
     runtime = make_runtime(make_settings(exchange_client_burst=2, exchange_client_rate_per_second=0.01))
+    if shared:
+        runtime.__dict__["client_limiter"] = RedisLimiter(REDIS_URL, burst=2, rate=0.01, prefix=prefix)
+        assert runtime.client_limiter.blocking
     with TestClient(create_app(runtime), raise_server_exceptions=False) as client:
         with runtime.session_scope() as session:
             code = department(session, "临江市人力资源和社会保障局").code
