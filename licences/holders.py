@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hub.clock import china_today, utcnow
@@ -249,11 +249,12 @@ def resolve_scans(session: Session, checks: Sequence[ScanCheck]) -> list[ScanRes
     identifiers = {c.claims.licence["certificate_identifier"] for c in checks if c.claims}
     by_id: dict[str, Licence] = {}
     by_identifier: dict[str, Licence] = {}
-    if ids or identifiers:
-        for licence in session.scalars(
-            select(Licence).where(or_(Licence.id.in_(ids), Licence.identifier.in_(identifiers)))
-        ):
-            by_id[licence.id], by_identifier[licence.identifier] = licence, licence
+    # One query per kind of code, not one with OR (see hub.exchange.verify.resolve: SQLite's planner may scan).
+    if ids:
+        by_id = {licence.id: licence for licence in session.scalars(select(Licence).where(Licence.id.in_(ids)))}
+    if identifiers:
+        stmt = select(Licence).where(Licence.identifier.in_(identifiers))
+        by_identifier = {licence.identifier: licence for licence in session.scalars(stmt)}
     return [_scan_result(check, by_id, by_identifier) for check in checks]
 
 

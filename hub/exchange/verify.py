@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from catalog.objections import disputed_licences
@@ -102,12 +102,14 @@ def resolve(session: Session, calls: Sequence[VerifyCall]) -> list[Verified | Do
     digests = {call.value for call in calls if call.via == "sha256"}
     by_identifier: dict[str, Licence] = {}
     by_digest: dict[str, Licence] = {}
-    if identifiers or digests:
-        stmt = select(Licence).where(or_(Licence.identifier.in_(identifiers), Licence.file_sha256.in_(digests)))
-        for licence in session.scalars(stmt):
-            by_identifier[licence.identifier] = licence
-            if licence.file_sha256:
-                by_digest[licence.file_sha256] = licence
+    # One query per kind of name rather than one with OR: SQLite's planner, with statistics, scanned the whole
+    # table for "identifier IN (...) OR file_sha256 IN (<empty>)" (2 ms a call at 100 k licences).
+    if identifiers:
+        listed = session.scalars(select(Licence).where(Licence.identifier.in_(identifiers)))
+        by_identifier = {lic.identifier: lic for lic in listed}
+    if digests:
+        found_files = session.scalars(select(Licence).where(Licence.file_sha256.in_(digests)))
+        by_digest = {lic.file_sha256: lic for lic in found_files if lic.file_sha256}
     found: list[Verified | DomainError] = []
     for call in calls:
         if call.scan is not None:
