@@ -166,24 +166,23 @@ class GroupCommitter:
         answer (cancelled, timed out) leaves its entry recorded: the read happened.
         """
         waiter = AsyncWaiter(asyncio.get_running_loop())
-        self._submit(_Job(waiter, read=read, argument=argument))
-        try:
-            async with asyncio.timeout(self._wait):
-                answer: tuple[R, Receipt] = await waiter.future
-        except TimeoutError:
-            raise AuditNotDurable(f"the audit batch was not durable within {self._wait:g} s") from None
+        answer: tuple[R, Receipt] = await self._settled(waiter, _Job(waiter, read=read, argument=argument))
         return answer
 
     async def record_async(self, events: Sequence[AuditEvent]) -> list[Receipt]:
         """:meth:`record` for a caller on an event loop (a refusal decided there): awaits instead of blocking."""
         waiter = AsyncWaiter(asyncio.get_running_loop())
-        self._submit(_Job(waiter, events))
+        receipts: list[Receipt] = await self._settled(waiter, _Job(waiter, events))
+        return receipts
+
+    async def _settled(self, waiter: AsyncWaiter, job: _Job[Any, Any]) -> Any:
+        """Queue ``job`` and await what the writer thread settles ``waiter`` (the job's) with."""
+        self._submit(job)
         try:
             async with asyncio.timeout(self._wait):
-                receipts: list[Receipt] = await waiter.future
+                return await waiter.future
         except TimeoutError:
             raise AuditNotDurable(f"the audit batch was not durable within {self._wait:g} s") from None
-        return receipts
 
     def _submit(self, job: _Job[Any, Any]) -> None:
         with self._start_lock:

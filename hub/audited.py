@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -16,16 +17,23 @@ from hub.runtime import Runtime
 
 
 def event(
-    *, action: str, outcome: str, actor_type: str, actor: str, request_id: str | None = None, **fields: Any
+    *,
+    action: str,
+    outcome: str,
+    actor_type: str,
+    actor: str,
+    request_id: str | None = None,
+    time: datetime | None = None,
+    **fields: Any,
 ) -> AuditEvent:
-    """An event stamped with the current time and the request id (the current request's unless given)."""
+    """An event stamped with the request id and time: the current request's and now, unless given."""
     return AuditEvent(
         action=action,
         outcome=outcome,
         actor_type=actor_type,
         actor=actor,
         request_id=request_id or request_id_var.get() or "-",
-        time=fields.pop("time", None) or utcnow(),
+        time=time or utcnow(),
         **fields,
     )
 

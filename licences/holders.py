@@ -282,13 +282,14 @@ def _scan_result(check: ScanCheck, by_id: dict[str, Licence], by_identifier: dic
     )  # fmt: skip
 
 
-def scan(session: Session, token: str, *, keys_source: PublishedKeys, issuer: str) -> ScanResult:
-    """Check a scanned code: a presentation token (signed, short-lived) or a licence's static QR id."""
+def check_scanned(
+    session: Session, token: str, keys: PublishedKeys, *, issuer: str, now: datetime | None = None
+) -> ScanCheck:
+    """:func:`check_code` with the process's cached keys, read again once if the token names an unknown key."""
     try:
-        check = check_code(token, keys_source.get(session), issuer=issuer)
+        return check_code(token, keys.get(session), issuer=issuer, now=now)
     except PresentationKeyUnknown:  # rotated since we last looked? one fresh read, then decide
-        check = check_code(token, keys_source.get(session, refresh=True), issuer=issuer, keys_fresh=True)
-    return resolve_scans(session, [check])[0]
+        return check_code(token, keys.get(session, refresh=True), issuer=issuer, keys_fresh=True, now=now)
 
 
 def live_status(licence: Licence) -> str:

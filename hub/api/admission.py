@@ -9,10 +9,10 @@ of seconds. Requests waiting here hold neither a thread nor a connection, so the
 finish. A slot is given back when the answer starts (the unit of work has committed by then), so slow
 readers of a response do not keep others out.
 
-Routes that never touch the thread pool (the QR scan, exchange verify and fetch: checked on the event loop,
-their reads, bookkeeping and audit entries made by the audit committer for a whole batch) have a lane of
-their own with a larger limit: they hold no connection while they wait, and the group committer needs many
-of them in flight to fill its batches (with the common limit of 10, scans were committed 5 at a time).
+Routes that never touch the thread pool (the QR scan and exchange verify: checked on the event loop, their
+reads and audit entries made by the audit committer for a whole batch) have a lane of their own with a
+larger limit: they hold no connection while they wait, and the group committer needs many of them in
+flight to fill its batches (with the common limit of 10, scans were committed 5 at a time).
 
 No library offers this for ASGI as far as we found (uvicorn's ``--limit-concurrency`` answers 503 instead
 of queueing), and it is a semaphore and a wrapped ``send``.

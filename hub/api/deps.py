@@ -8,7 +8,6 @@ from datetime import timedelta
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
@@ -32,21 +31,6 @@ async def get_runtime(request: Request) -> Runtime:
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
-
-
-async def presentation_jwks(runtime: Runtime, *, refresh: bool = False) -> dict[str, Any]:
-    """Presentation verification keys for a handler on the event loop: cached, or read on a worker thread."""
-    if not refresh:
-        cached = runtime.presentation_keys.fresh()
-        if cached is not None:
-            return cached
-    return await run_in_threadpool(_read_presentation_keys, runtime, refresh=refresh)
-
-
-def _read_presentation_keys(runtime: Runtime, *, refresh: bool) -> dict[str, Any]:
-    with runtime.session_factory() as session:
-        begin_read_only(session)
-        return runtime.presentation_keys.get(session, refresh=refresh)
 
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})  # RFC 9110 §9.2.1

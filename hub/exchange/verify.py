@@ -7,10 +7,9 @@ SHA-256 of a file it was handed (the issuer-sealed PDF). Whichever it uses, the 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -18,10 +17,9 @@ from sqlalchemy.orm import Session
 from catalog.objections import disputed_licences
 from hub.clock import utcnow
 from hub.errors import DomainError, InvalidInput
-from licences.holders import PublishedKeys, ScanCheck, check_code, live_status, resolve_scans
+from licences.holders import PublishedKeys, ScanCheck, check_scanned, live_status, resolve_scans
 from licences.lifecycle import LicenceNotFound
 from licences.models import Licence
-from licences.presentation import PresentationKeyUnknown
 
 SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 
@@ -53,40 +51,24 @@ class Verified:
 
 @dataclass(frozen=True, slots=True)
 class VerifyCall:
-    """A verify call after the checks that need no database: how it names its licence, and by what."""
+    """A verify call whose target is well formed: how it names its licence, and by what."""
 
     via: str  # certificate_identifier | presentation | sha256
-    value: str  # the identifier, or the file's SHA-256 in lower case; for a presentation, the token
+    value: str  # the identifier, the file's SHA-256 in lower case, or the presentation token
     checked_at: datetime
-    scan: ScanCheck | None = None  # a presentation, its token already checked
 
 
 def prepare(
-    *,
-    certificate_identifier: str | None,
-    presentation: str | None,
-    sha256: str | None,
-    jwks: Mapping[str, Any],
-    issuer: str,
-    keys_fresh: bool = False,
-    now: datetime | None = None,
+    *, certificate_identifier: str | None, presentation: str | None, sha256: str | None, now: datetime | None = None
 ) -> VerifyCall:
-    """Check what the caller names: exactly one target, a well-formed SHA-256, a presentation's signature.
-
-    Raises ``PresentationKeyUnknown`` from a cached key set (see :func:`licences.holders.check_code`).
-    """
+    """Check the shape of what the caller names: exactly one target, and a SHA-256 in hexadecimal."""
     now = now or utcnow()
     named = [name for name, v in (("certificate_identifier", certificate_identifier), ("presentation", presentation),
                                   ("sha256", sha256)) if v]  # fmt: skip
     if len(named) != 1:
         raise VerifyTargetInvalid
     if presentation:
-        check = check_code(presentation, jwks, issuer=issuer, keys_fresh=keys_fresh, now=now)
-        if check.licence_id is not None:  # a static QR id is not a presentation token
-            raise PresentationRefused("presentation_malformed", "the code is not a presentation token")
-        if check.refusal is not None:
-            raise PresentationRefused(check.refusal.code, check.refusal.detail)
-        return VerifyCall("presentation", presentation, now, check)
+        return VerifyCall("presentation", presentation, now)
     if sha256:
         digest = sha256.lower()
         if not SHA256_HEX.match(digest):
@@ -95,9 +77,15 @@ def prepare(
     return VerifyCall("certificate_identifier", str(certificate_identifier), now)
 
 
-def resolve(session: Session, calls: Sequence[VerifyCall]) -> list[Verified | DomainError]:
-    """The live part for many calls at once: their licences and dispute flags in three queries, not three each."""
-    scanned = iter(resolve_scans(session, [call.scan for call in calls if call.scan is not None]))
+def resolve(
+    session: Session, calls: Sequence[VerifyCall], *, keys: PublishedKeys, issuer: str
+) -> list[Verified | DomainError]:
+    """The rest for many calls at once: presentations checked, licences and dispute flags read once per batch."""
+    checks = {i: check_scanned(session, call.value, keys, issuer=issuer, now=call.checked_at)
+              for i, call in enumerate(calls) if call.via == "presentation"}  # fmt: skip
+    refused = {i: refusal for i, check in checks.items() if (refusal := _presentation_refusal(check)) is not None}
+    shown = {i: check for i, check in checks.items() if i not in refused}
+    scanned = dict(zip(shown, resolve_scans(session, list(shown.values())), strict=True))
     identifiers = {call.value for call in calls if call.via == "certificate_identifier"}
     digests = {call.value for call in calls if call.via == "sha256"}
     by_identifier: dict[str, Licence] = {}
@@ -111,9 +99,12 @@ def resolve(session: Session, calls: Sequence[VerifyCall]) -> list[Verified | Do
         found_files = session.scalars(select(Licence).where(Licence.file_sha256.in_(digests)))
         by_digest = {lic.file_sha256: lic for lic in found_files if lic.file_sha256}
     found: list[Verified | DomainError] = []
-    for call in calls:
-        if call.scan is not None:
-            result = next(scanned)
+    for i, call in enumerate(calls):
+        if i in refused:
+            found.append(refused[i])
+            continue
+        if i in scanned:
+            result = scanned[i]
             if not result.token_valid or result.licence is None:
                 found.append(PresentationRefused(result.error_code or "presentation_invalid", result.reason))
             else:
@@ -131,29 +122,9 @@ def resolve(session: Session, calls: Sequence[VerifyCall]) -> list[Verified | Do
             for v in found]  # fmt: skip
 
 
-def verify(
-    session: Session,
-    *,
-    certificate_identifier: str | None,
-    presentation: str | None,
-    sha256: str | None,
-    keys_source: PublishedKeys,
-    issuer: str,
-    now: datetime,
-) -> Verified:
-    """Find the licence the caller names and its live status, or raise why it cannot be verified."""
-
-    def prepared(*, refresh: bool) -> VerifyCall:
-        return prepare(
-            certificate_identifier=certificate_identifier, presentation=presentation, sha256=sha256,
-            jwks=keys_source.get(session, refresh=refresh), issuer=issuer, keys_fresh=refresh, now=now,
-        )  # fmt: skip
-
-    try:
-        call = prepared(refresh=False)
-    except PresentationKeyUnknown:  # rotated since we last looked? one fresh read, then decide
-        call = prepared(refresh=True)
-    (answer,) = resolve(session, [call])
-    if isinstance(answer, DomainError):
-        raise answer
-    return answer
+def _presentation_refusal(check: ScanCheck) -> PresentationRefused | None:
+    if check.licence_id is not None:  # a static QR id is not a presentation token
+        return PresentationRefused("presentation_malformed", "the code is not a presentation token")
+    if check.refusal is not None:
+        return PresentationRefused(check.refusal.code, check.refusal.detail)
+    return None

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from audit.entries import AuditEvent
 from catalog.models import Matter
 from hub import audited
-from hub.api.deps import BearerDep, RuntimeDep, SessionDep, presentation_jwks, read_only, unit_of_work
+from hub.api.deps import BearerDep, RuntimeDep, SessionDep, read_only, unit_of_work
 from hub.api.schemas import ReceiptOut, Strict
 from hub.clock import utcnow
 from hub.db import begin_read_only
@@ -38,8 +38,6 @@ from hub.observability import request_id_var
 from hub.runtime import Runtime
 from licences import lifecycle
 from licences.issuance import metadata
-from licences.models import Licence
-from licences.presentation import PresentationKeyUnknown
 from licences.types import get_type_or_raise
 
 router = APIRouter(prefix="/v1/exchange", tags=["exchange"])
@@ -117,15 +115,17 @@ async def verify_licence(request: Request, body: VerifyRequest, credentials: Bea
     """Status and validity of a licence named by identifier, presentation token or file SHA-256; no face data.
 
     The exchange's most frequent call never waits on the thread pool. On the event loop: the access token
-    (its verdict is cached per token), the scope, the burst limit, and the target (a presentation's
-    signature). Then the audit committer reads, for every verify call of its batch at once, whether each
-    caller's client is still enabled, the named licences and their dispute flags, and records each call's
-    entry; the answer leaves once that entry is durable.
+    (its verdict is cached per token), the scope, the burst limit, and the target's shape. Then the audit
+    committer, for every verify call of its batch at once, reads whether each caller's client is still
+    enabled, checks presentation tokens, reads the named licences and their dispute flags, and records each
+    call's entry; the answer leaves once that entry is durable.
     """
     runtime: Runtime = request.app.state.runtime
     caller = await authorise_on_loop(request, runtime, credentials, scope="exchange:verify", action=VERIFIED)
     try:
-        call = await _verify_call(runtime, body)
+        call = exchange_verify.prepare(
+            certificate_identifier=body.certificate_identifier, presentation=body.presentation, sha256=body.sha256
+        )
     except DomainError as exc:
         _mark_refused(exc, caller, VERIFIED)
         await _record_refusal(runtime, exc)
@@ -155,7 +155,7 @@ async def authorise_on_loop(
 ) -> AccessClaims:
     """:func:`authorise_caller` for handlers on the event loop, but for the client-enabled check.
 
-    That check needs the database, so the handler's batched read makes it (see :func:`_refuse_disabled`).
+    That check needs the database, so the handler's batched read makes it (``identity.disabled_clients``).
     A token not seen before is verified on a worker thread (its key may need reading); refusals are
     recorded through the group committer before they are raised.
     """
@@ -204,21 +204,6 @@ async def _record_refusal(runtime: Runtime, exc: DomainError) -> None:
         exc.receipt = (await runtime.audit.record_async([exc.audit_event]))[0].to_json()
 
 
-async def _verify_call(runtime: Runtime, body: VerifyRequest) -> exchange_verify.VerifyCall:
-    issuer = runtime.settings.public_url.rstrip("/")
-
-    def prepared(jwks: dict[str, Any], *, keys_fresh: bool) -> exchange_verify.VerifyCall:
-        return exchange_verify.prepare(
-            certificate_identifier=body.certificate_identifier, presentation=body.presentation, sha256=body.sha256,
-            jwks=jwks, issuer=issuer, keys_fresh=keys_fresh,
-        )  # fmt: skip
-
-    try:
-        return prepared(await presentation_jwks(runtime) if body.presentation else {}, keys_fresh=False)
-    except PresentationKeyUnknown:  # rotated since we last looked? one fresh read, then decide
-        return prepared(await presentation_jwks(runtime, refresh=True), keys_fresh=True)
-
-
 @dataclass(frozen=True, slots=True)
 class _PendingVerify:
     call: exchange_verify.VerifyCall
@@ -231,9 +216,13 @@ def _read_verifies(
     session: Session, pending: list[_PendingVerify]
 ) -> list[tuple[exchange_verify.Verified | DomainError, AuditEvent]]:
     """On the audit committer's thread: the batch's verify calls read together, each with its entry."""
+    runtime = pending[0].runtime  # a group committer serves one runtime
     disabled = identity.disabled_clients(session, {p.caller.client_id for p in pending})
     live = [p for p in pending if p.caller.client_id not in disabled]
-    answers = dict(zip((id(p) for p in live), exchange_verify.resolve(session, [p.call for p in live]), strict=True))
+    resolved = exchange_verify.resolve(
+        session, [p.call for p in live], keys=runtime.presentation_keys, issuer=runtime.settings.public_url.rstrip("/")
+    )
+    answers = dict(zip((id(p) for p in live), resolved, strict=True))
     out: list[tuple[exchange_verify.Verified | DomainError, AuditEvent]] = []
     for p in pending:
         answer = answers.get(id(p)) or ClientDisabled()
@@ -260,23 +249,6 @@ def _verify_event(pending: _PendingVerify, answer: exchange_verify.Verified | Do
         holder_ref=audited.holder_ref(runtime, licence.holder_type, licence.holder_code),
         extra={"via": answer.via}, request_id=pending.request_id, time=at,
     )  # fmt: skip
-
-
-def _disputed(session: Session, identifier: str) -> bool:
-    from catalog.objections import is_disputed  # noqa: PLC0415 - being built in parallel (issue 6)
-
-    return is_disputed(session, certificate_identifier=identifier)
-
-
-def _record_ok(
-    session: Session, runtime: Runtime, caller: AccessClaims, action: str, licence: Licence, **extra: str
-) -> ReceiptOut:
-    event = audited.event(
-        action=action, outcome="ok", actor_type="department", actor=caller.department_code,
-        client_id=caller.client_id, certificate_identifier=licence.identifier,
-        holder_ref=audited.holder_ref(runtime, licence.holder_type, licence.holder_code), extra=extra,
-    )  # fmt: skip
-    return ReceiptOut(**audited.record(session, runtime, event).to_json())
 
 
 # ---------------------------------------------------------------------------------------- purpose-stamped copies
@@ -418,8 +390,8 @@ def _fetch(http: Request, runtime: Runtime, body: FetchIn, credentials: Any) -> 
 def _fetched(session: Session, runtime: Runtime, caller: AccessClaims, body: FetchIn) -> FetchOut:
     now = utcnow()
     ref = audited.holder_ref(runtime, body.holder.type, body.holder.code)
-    stated = {"matter_code": body.matter_code, "case_number": body.case_number, "officer_id": body.officer_id,
-              "holder_ref": ref}  # fmt: skip
+    stated: dict[str, Any] = {"matter_code": body.matter_code, "case_number": body.case_number,
+                              "officer_id": body.officer_id, "holder_ref": ref}  # fmt: skip
     request = exchange_fetch.FetchRequest(
         department_code=caller.department_code, department_name=_caller_name(session, caller),
         matter_code=body.matter_code or "", case_number=body.case_number or "", officer_id=body.officer_id or "",
