@@ -201,9 +201,11 @@ def test_a_remembered_token_is_only_that_exact_token_and_still_expires(client: T
     assert departments(client, f"{header}.{forged}.{token.split('.')[2]}").json()["code"] == "token_invalid"
     assert departments(client, f"{header}.{payload}.{'A' * 86}").json()["code"] == "token_invalid"
 
-    short = hub_signed(runtime, api_client, ttl_seconds=1, now=int(time.time()) - tokens.CLOCK_SKEW_SECONDS)
+    # exp sits 3 s into the leeway: whole seconds, so it holds for 2-3 s on a slow machine, then lapses.
+    issued = int(time.time()) - tokens.CLOCK_SKEW_SECONDS
+    short = hub_signed(runtime, api_client, ttl_seconds=3, now=issued)
     assert departments(client, short).status_code == 200  # admin scope, still inside the leeway
-    time.sleep(1.1)
+    time.sleep(max(0.0, issued + 3 + tokens.CLOCK_SKEW_SECONDS - time.time()) + 0.05)
     assert departments(client, short).json()["code"] == "token_expired"  # the remembered verdict is not reused
 
 
