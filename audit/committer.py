@@ -87,13 +87,16 @@ def _settle(outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]
 A = TypeVar("A")
 R = TypeVar("R")
 BatchRead = Callable[[Session, list[A]], list[tuple[R, AuditEvent]]]
-"""Reads a batch of requests in one read-only session: per request, its answer and the entry that records it."""
+"""Reads a batch of requests in one read-only session: per request, its answer and the entry that records it.
+
+The same shape serves :meth:`GroupCommitter.write_and_record`, whose batch runs in a read-write session.
+"""
 
 
 class _Job(Generic[A, R]):
     """One caller's part of a batch: entries to append, or a read that yields its answer and entry."""
 
-    __slots__ = ("answer", "argument", "error", "events", "read", "waiter")
+    __slots__ = ("answer", "answers", "argument", "error", "events", "read", "waiter")
 
     def __init__(
         self,
@@ -104,8 +107,9 @@ class _Job(Generic[A, R]):
     ) -> None:
         self.waiter = waiter
         self.events = events
-        self.read = read
+        self.read = read  # on the writer thread; or, for a write job, on the write thread (then None there)
         self.argument = argument
+        self.answers = read is not None  # the caller awaits (answer, receipt), not receipts
         self.answer: R | None = None
         self.error: BaseException | None = None
 
@@ -143,6 +147,8 @@ class GroupCommitter:
         self._wait = wait_seconds
         self._queue: queue.SimpleQueue[_Job[Any, Any] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
+        self._writes: queue.SimpleQueue[_Job[Any, Any] | None] = queue.SimpleQueue()
+        self._write_thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self._closed = False
         self.batches = 0  # for tests and metrics: how many commits served how many entries
@@ -169,32 +175,62 @@ class GroupCommitter:
         answer: tuple[R, Receipt] = await self._settled(waiter, _Job(waiter, read=read, argument=argument))
         return answer
 
+    async def write_and_record(self, write: BatchRead[A, R], argument: A) -> tuple[R, Receipt]:
+        """:meth:`read_and_record` for a request that also writes (a fetch: its quota, its copy).
+
+        A second thread runs ``write`` for every queued request that shares it, in one read-write session,
+        and commits; then it hands the batch's entries to the writer thread, and the answers leave once
+        those are durable. While one batch's entries commit, the next batch is written: the two commits
+        overlap instead of adding up. Data is disclosed only after both commits; if the audit commit
+        fails, the callers get the error and nothing (what was written stays, disclosed to no one).
+        """
+        waiter = AsyncWaiter(asyncio.get_running_loop())
+        answer: tuple[R, Receipt] = await self._settled(
+            waiter, _Job(waiter, read=write, argument=argument), self._writes
+        )
+        return answer
+
     async def record_async(self, events: Sequence[AuditEvent]) -> list[Receipt]:
         """:meth:`record` for a caller on an event loop (a refusal decided there): awaits instead of blocking."""
         waiter = AsyncWaiter(asyncio.get_running_loop())
         receipts: list[Receipt] = await self._settled(waiter, _Job(waiter, events))
         return receipts
 
-    async def _settled(self, waiter: AsyncWaiter, job: _Job[Any, Any]) -> Any:
+    async def _settled(
+        self, waiter: AsyncWaiter, job: _Job[Any, Any], into: queue.SimpleQueue[_Job[Any, Any] | None] | None = None
+    ) -> Any:
         """Queue ``job`` and await what the writer thread settles ``waiter`` (the job's) with."""
-        self._submit(job)
+        self._submit(job, into)
         try:
             async with asyncio.timeout(self._wait):
                 return await waiter.future
         except TimeoutError:
             raise AuditNotDurable(f"the audit batch was not durable within {self._wait:g} s") from None
 
-    def _submit(self, job: _Job[Any, Any]) -> None:
+    def _submit(self, job: _Job[Any, Any], into: queue.SimpleQueue[_Job[Any, Any] | None] | None = None) -> None:
         with self._start_lock:
             if self._closed:
                 raise CommitterClosed
             self._ensure_thread()
-            self._queue.put(job)
+            if into is self._writes:
+                if self._write_thread is None or not self._write_thread.is_alive():
+                    name = "audit-batch-write"
+                    self._write_thread = threading.Thread(target=self._run_writes, name=name, daemon=True)
+                    self._write_thread.start()
+                self._writes.put(job)
+            else:
+                self._queue.put(job)
 
     def close(self) -> None:
-        """Commit what is queued, then refuse new entries (shutdown)."""
+        """Write and commit what is queued, then refuse new entries (shutdown)."""
         with self._start_lock:
             self._closed = True
+            writes = self._write_thread
+            if writes is not None and writes.is_alive():
+                self._writes.put(None)
+        if writes is not None:
+            writes.join(timeout=10)  # its last batches go to the writer thread before the stop below
+        with self._start_lock:
             thread = self._thread
             if thread is not None and thread.is_alive():
                 self._queue.put(None)
@@ -209,12 +245,15 @@ class GroupCommitter:
             self._thread = threading.Thread(target=self._run, name="audit-group-commit", daemon=True)
             self._thread.start()
 
-    def _gather(self, first: _Job[Any, Any]) -> tuple[list[_Job[Any, Any]], bool]:
+    def _gather(
+        self, first: _Job[Any, Any], source: queue.SimpleQueue[_Job[Any, Any] | None] | None = None
+    ) -> tuple[list[_Job[Any, Any]], bool]:
         """The first item and whatever else is already queued; after the stop sentinel, everything left."""
+        source = source or self._queue
         batch, count, stop = [first], len(first.events) or 1, False
         while count < self._max_batch or stop:
             try:
-                item = self._queue.get_nowait()
+                item = source.get_nowait()
             except queue.Empty:
                 break
             if item is None:
@@ -248,8 +287,8 @@ class GroupCommitter:
             with contextlib.suppress(psycopg.Error):
                 connection.close()
 
-    def _read(self, batch: list[_Job[Any, Any]]) -> None:
-        """Run the batch's reads, one call per read function; a failed read fails only its own jobs."""
+    def _read(self, batch: list[_Job[Any, Any]], *, write: bool = False) -> None:
+        """Run the batch's reads (or writes), one call per function; a failed one fails only its own jobs."""
         groups: defaultdict[BatchRead[Any, Any], list[_Job[Any, Any]]] = defaultdict(list)
         for job in batch:
             if job.read is not None:
@@ -258,15 +297,34 @@ class GroupCommitter:
             try:
                 # Closing the session (not rolling it back) detaches what was read with its values intact.
                 with self._read_sessions() as session:
-                    begin_read_only(session)
+                    if not write:
+                        begin_read_only(session)
                     answers = read(session, [job.argument for job in jobs])
+                    if write:
+                        session.commit()
             except Exception as exc:  # noqa: BLE001 - those callers get the error, the others go on
-                log.warning("audited read failed", extra={"requests": len(jobs), "error": type(exc).__name__})
+                log.warning("audited batch failed", extra={"requests": len(jobs), "error": type(exc).__name__})
                 for job in jobs:
                     job.error = exc
                 continue
             for job, (answer, event) in zip(jobs, answers, strict=True):
-                job.answer, job.events = answer, (event,)
+                job.answer, job.events, job.read = answer, (event,), None
+
+    def _run_writes(self) -> None:
+        """The write thread: run queued write jobs in batches, then queue their entries for the writer thread."""
+        stop = False
+        while not stop:
+            first = self._writes.get()
+            if first is None:
+                return
+            batch, stop = self._gather(first, self._writes)
+            self._read(batch, write=True)
+            failed = [job for job in batch if job.error is not None]
+            if failed:
+                self._release(failed, [])
+            for job in batch:
+                if job.error is None:
+                    self._queue.put(job)
 
     def _run(self) -> None:
         stop = False
@@ -309,7 +367,7 @@ class GroupCommitter:
             result: Any = None
             if job.error is None and signer is not None:
                 receipts = [signer.receipt(s.leaf_index, s.leaf_hash, s.integrated_time) for s in mine]
-                result = receipts if job.read is None else (job.answer, receipts[0])
+                result = (job.answer, receipts[0]) if job.answers else receipts
             settled[waiter.loop].append((waiter.future, result, job.error))
         for loop, outcomes in settled.items():
             with contextlib.suppress(RuntimeError):  # that loop has closed: nobody is waiting any more

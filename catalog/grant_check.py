@@ -30,12 +30,12 @@ import math
 import threading
 import time
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import event, select
+from sqlalchemy import event, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, SessionTransaction
 
@@ -442,6 +442,39 @@ def consume_quota(
             retry_after=seconds_to_local_midnight(moment), grant_id=grant_id, quota_per_day=quota,
         )  # fmt: skip
     return int(calls)
+
+
+def lock_usage(session: Session, grant_ids: Collection[str], day: date) -> dict[str, int]:
+    """Calls counted today under each of ``grant_ids``, their rows locked until the caller's transaction ends.
+
+    For a batch of calls decided together (the exchange's fetches): missing rows are created at zero,
+    then all are read ``FOR UPDATE`` in id order, so two processes' batches queue on the rows instead of
+    deadlocking (SQLite's transactions here already hold its one write lock). The caller decides which
+    calls fit and writes the new counts with :func:`set_usage` in the same transaction.
+    """
+    if not grant_ids:
+        return {}
+    ids = sorted(set(grant_ids))
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    session.execute(
+        insert(GrantUsage).on_conflict_do_nothing(index_elements=["grant_id", "day"]),
+        [{"grant_id": grant_id, "day": day, "calls": 0} for grant_id in ids],
+    )
+    stmt = (
+        select(GrantUsage.grant_id, GrantUsage.calls)
+        .where(GrantUsage.day == day, GrantUsage.grant_id.in_(ids))
+        .order_by(GrantUsage.grant_id)
+        .with_for_update()
+    )
+    return {grant_id: int(calls) for grant_id, calls in session.execute(stmt)}
+
+
+def set_usage(session: Session, calls: dict[str, int], day: date) -> None:
+    """Store the day's new counts of rows :func:`lock_usage` locked."""
+    if not calls:
+        return
+    # ORM bulk UPDATE by primary key: one executemany.
+    session.execute(update(GrantUsage), [{"grant_id": g, "day": day, "calls": n} for g, n in sorted(calls.items())])
 
 
 def usage(session: Session, grant_id: str, day: date) -> int:

@@ -8,10 +8,11 @@ request; the EU OOTS: the user's explicit request). Withdrawal takes effect for 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
 from catalog.models import Matter
@@ -124,15 +125,27 @@ def check(
 
     ``case_number`` None (a materials check, before a case is opened) accepts a consent for any case.
     """
-    rows = list(
-        session.scalars(
-            select(Consent).where(
-                Consent.holder_type == holder.holder_type,
-                Consent.holder_code == holder.holder_code,
-                Consent.matter_code == matter_code,
-            )
-        )
-    )
+    found = for_matters(session, [(holder.holder_type, holder.holder_code, matter_code)])
+    return choose(found.get((holder.holder_type, holder.holder_code, matter_code), []),
+                  department_code=department_code, case_number=case_number, at=at)  # fmt: skip
+
+
+ConsentKey = tuple[str, str, str]  # holder type, holder code, matter code
+
+
+def for_matters(session: Session, keys: Collection[ConsentKey]) -> dict[ConsentKey, list[Consent]]:
+    """Every consent of these holders for these matters, in one query (a batch of fetches asks once)."""
+    if not keys:
+        return {}
+    found: dict[ConsentKey, list[Consent]] = {}
+    stmt = select(Consent).where(tuple_(Consent.holder_type, Consent.holder_code, Consent.matter_code).in_(keys))
+    for consent in session.scalars(stmt):
+        found.setdefault((consent.holder_type, consent.holder_code, consent.matter_code), []).append(consent)
+    return found
+
+
+def choose(rows: Sequence[Consent], *, department_code: str, case_number: str | None, at: datetime) -> Consent:
+    """Of one holder's consents for one matter: the usable one for this department and case, or why none is."""
     mine = [c for c in rows if c.department_code == department_code]
     for consent in mine:
         case_ok = case_number is None or consent.case_number in {None, case_number}

@@ -14,8 +14,9 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from hub.clock import CHINA_TIME
@@ -73,15 +74,32 @@ def promise(
     valid_for: timedelta,
 ) -> PurposeCopy:
     """Record the copy a fetch returns a URL for; nothing is rendered until it is downloaded."""
-    copy = PurposeCopy(
-        id=secrets.token_hex(16), licence_identifier=licence.identifier, department_code=purpose.department_code,
-        matter_code=purpose.matter_code, case_number=purpose.case_number, officer_id=purpose.officer_id,
-        fields=list(fields), original=all_fields, url_expires_at=now + url_ttl, copy_valid_until=now + valid_for,
-        created_at=now,
-    )  # fmt: skip
+    copy = PurposeCopy(**promised_row(
+        licence.identifier, purpose.department_code, purpose.matter_code, purpose.case_number, purpose.officer_id,
+        fields=fields, all_fields=all_fields, now=now, url_expires_at=now + url_ttl, copy_valid_until=now + valid_for,
+    ))  # fmt: skip
     session.add(copy)
     session.flush()
     return copy
+
+
+def promised_row(
+    licence_identifier: str, department_code: str, matter_code: str, case_number: str, officer_id: str, *,
+    fields: list[str], all_fields: bool, now: datetime, url_expires_at: datetime, copy_valid_until: datetime,
+) -> dict[str, Any]:  # fmt: skip
+    """The row of a promised copy, with a fresh 128-bit id (the URL's capability)."""
+    return {
+        "id": secrets.token_hex(16), "licence_identifier": licence_identifier, "department_code": department_code,
+        "matter_code": matter_code, "case_number": case_number, "officer_id": officer_id, "fields": list(fields),
+        "original": all_fields, "url_expires_at": url_expires_at, "copy_valid_until": copy_valid_until,
+        "created_at": now,
+    }  # fmt: skip
+
+
+def promise_rows(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Insert many promised copies in one statement (a batch of fetches)."""
+    if rows:
+        session.execute(insert(PurposeCopy), rows)
 
 
 def get_for_download(session: Session, copy_id: str, department_code: str, *, now: datetime) -> PurposeCopy:

@@ -52,7 +52,7 @@ def _answer(  # noqa: PLR0917 - one material, the caller and the holder
     reasons: list[str] = []
     for type_code in material.licence_type_codes:
         request = FetchRequest(
-            department_code=department_code, department_name="", matter_code=matter_code, case_number="",
+            department_code=department_code, matter_code=matter_code, case_number="",
             officer_id="", holder_type=holder_type, holder_code=holder_code, certificate_type_code=type_code,
             certificate_identifier=None, fields=None,
         )  # fmt: skip

@@ -7,8 +7,8 @@ refusal's problem+json carries its receipt.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from audit.entries import AuditEvent
 from catalog.models import Matter
 from hub import audited
-from hub.api.deps import BearerDep, RuntimeDep, SessionDep, read_only, unit_of_work
+from hub.api.deps import BearerDep, RuntimeDep, SessionDep, read_only
 from hub.api.schemas import ReceiptOut, Strict
 from hub.clock import utcnow
 from hub.db import begin_read_only
@@ -37,12 +37,11 @@ from hub.identity.tokens import AccessClaims
 from hub.observability import request_id_var
 from hub.runtime import Runtime
 from licences import lifecycle
-from licences.issuance import metadata
 from licences.types import get_type_or_raise
 
 router = APIRouter(prefix="/v1/exchange", tags=["exchange"])
 # Handlers on the event loop whose work the audit committer does in batches: their own admission lane.
-POOL_FREE_PATHS = frozenset({"/v1/exchange/verify"})
+POOL_FREE_PATHS = frozenset({"/v1/exchange/verify", "/v1/exchange/fetch"})
 PDF = "application/pdf"
 # Every exchange call counts against its client's burst limit (hub/exchange/ratelimit.py).
 RATE_LIMITED: dict[int | str, dict[str, Any]] = {429: {"description": "Over this client's burst limit; retry after"}}
@@ -185,12 +184,6 @@ async def authorise_on_loop(
         raise
     request.state.caller = claims
     return claims
-
-
-async def _in_one_hop(work: Callable[..., bytes], request: Request, body: Any, credentials: Any) -> Response:
-    """Run ``work(request, runtime, body, credentials)`` (a whole call) in one thread-pool call; its JSON answer."""
-    runtime: Runtime = request.app.state.runtime
-    return Response(await run_in_threadpool(work, request, runtime, body, credentials), media_type="application/json")
 
 
 def _decode_bearer(runtime: Runtime, token: str) -> AccessClaims:
@@ -367,57 +360,84 @@ class MaterialsCheckOut(BaseModel):
     receipt: ReceiptOut
 
 
-def _caller_name(session: Session, caller: AccessClaims) -> str:
-    department = session.get(Department, caller.department_code)
-    return department.name if department else caller.department_code
-
-
 @router.post("/fetch", response_model=FetchOut, responses=RATE_LIMITED)
 async def fetch_licence(request: Request, body: FetchIn, credentials: BearerDep) -> Response:
     """The granted fields of a holder's licence for a matter and case; every check audited, refusals included.
 
-    One thread-pool call with its own unit of work, like verify.
+    Like verify, off the thread pool: the token, scope and burst limit on the event loop; then the audit
+    committer's write thread runs the batch's fetches together in one transaction (each call's checks in
+    order, quota counts and promised copies written once per batch) and commits, and the answers leave
+    once their entries are durable.
     """
-    return await _in_one_hop(_fetch, request, body, credentials)
-
-
-def _fetch(http: Request, runtime: Runtime, body: FetchIn, credentials: Any) -> bytes:
-    with unit_of_work(runtime, read_only=False) as session:
-        caller = authorise_caller(http, session, runtime, credentials, scope="exchange:fetch", action=FETCHED)
-        return _fetched(session, runtime, caller, body).model_dump_json().encode()
-
-
-def _fetched(session: Session, runtime: Runtime, caller: AccessClaims, body: FetchIn) -> FetchOut:
-    now = utcnow()
-    ref = audited.holder_ref(runtime, body.holder.type, body.holder.code)
-    stated: dict[str, Any] = {"matter_code": body.matter_code, "case_number": body.case_number,
-                              "officer_id": body.officer_id, "holder_ref": ref}  # fmt: skip
-    request = exchange_fetch.FetchRequest(
-        department_code=caller.department_code, department_name=_caller_name(session, caller),
-        matter_code=body.matter_code or "", case_number=body.case_number or "", officer_id=body.officer_id or "",
-        holder_type=body.holder.type, holder_code=body.holder.code, certificate_type_code=body.certificate_type_code,
+    runtime: Runtime = request.app.state.runtime
+    caller = await authorise_on_loop(request, runtime, credentials, scope="exchange:fetch", action=FETCHED)
+    call = exchange_fetch.FetchRequest(
+        department_code=caller.department_code, matter_code=body.matter_code or "",
+        case_number=body.case_number or "", officer_id=body.officer_id or "", holder_type=body.holder.type,
+        holder_code=body.holder.code, certificate_type_code=body.certificate_type_code,
         certificate_identifier=body.certificate_identifier, fields=body.fields,
     )  # fmt: skip
-    try:
-        fetched = exchange_fetch.fetch(session, runtime.grant_cache, runtime.settings, request, at=now)
-    except DomainError as exc:
-        _mark_refused(exc, caller, FETCHED, **stated)
-        raise
-    licence = fetched.licence
-    event = audited.event(
-        action=FETCHED, outcome="ok", actor_type="department", actor=caller.department_code,
-        client_id=caller.client_id, certificate_identifier=licence.identifier,
-        resource_code=fetched.decision.resource_code, fields=tuple(fetched.fields),
-        extra={"grant_id": fetched.decision.grant_id, "copy_id": fetched.copy.id}, **stated,
-    )  # fmt: skip
-    receipt = ReceiptOut(**audited.record_after_commit(session, runtime, event).to_json())
-    projected = metadata(licence) | {"face": {key: licence.face[key] for key in fetched.fields if key in licence.face}}
+    stated = {"matter_code": body.matter_code, "case_number": body.case_number, "officer_id": body.officer_id,
+              "holder_ref": audited.holder_ref(runtime, body.holder.type, body.holder.code)}  # fmt: skip
+    pending = _PendingFetch(call, caller, stated, request_id_var.get() or "-", runtime)
+    answer, receipt = await runtime.audit.write_and_record(_write_fetches, pending)
+    if isinstance(answer, DomainError):
+        answer.receipt = receipt.to_json()
+        raise answer
     public = runtime.settings.public_url.rstrip("/")
-    return FetchOut(
-        licence=projected, disputed=fetched.disputed, disputed_items=fetched.disputed_items,
-        file_url=f"{public}/v1/exchange/copies/{fetched.copy.id}",
-        file_url_expires_at=fetched.copy.url_expires_at.isoformat(), grant_id=fetched.decision.grant_id,
-        receipt=receipt,
+    out = FetchOut(
+        licence=answer.licence, disputed=answer.disputed, disputed_items=answer.disputed_items,
+        file_url=f"{public}/v1/exchange/copies/{answer.copy_id}",
+        file_url_expires_at=answer.file_url_expires_at.isoformat(), grant_id=answer.decision.grant_id,
+        receipt=ReceiptOut(**receipt.to_json()),
+    )  # fmt: skip
+    return Response(out.model_dump_json().encode(), media_type="application/json")
+
+
+@dataclass(frozen=True, slots=True)
+class _PendingFetch:
+    call: exchange_fetch.FetchRequest
+    caller: AccessClaims
+    stated: dict[str, Any]  # matter, case, officer and holder_ref: on every entry of the call
+    request_id: str
+    runtime: Runtime
+
+
+def _write_fetches(
+    session: Session, pending: list[_PendingFetch]
+) -> list[tuple[exchange_fetch.Fetched | DomainError, AuditEvent]]:
+    """On the audit committer's write thread: the batch's fetches in one transaction, each with its entry."""
+    runtime, at = pending[0].runtime, utcnow()
+    disabled = identity.disabled_clients(session, {p.caller.client_id for p in pending})
+    live = [p for p in pending if p.caller.client_id not in disabled]
+    fetched = exchange_fetch.fetch_many(session, runtime.grant_cache, runtime.settings, [p.call for p in live], at=at)
+    answers = dict(zip((id(p) for p in live), fetched, strict=True))
+    out: list[tuple[exchange_fetch.Fetched | DomainError, AuditEvent]] = []
+    for p in pending:
+        answer = answers.get(id(p)) or ClientDisabled()
+        out.append((answer, _fetch_event(p, answer, at)))
+    return out
+
+
+def _fetch_event(pending: _PendingFetch, answer: exchange_fetch.Fetched | DomainError, at: datetime) -> AuditEvent:
+    caller = pending.caller
+    if isinstance(answer, ClientDisabled):  # as authenticate_bearer's refusals: the caller is not trusted
+        return audited.event(
+            action=FETCHED, outcome="denied", actor_type="public", actor="anonymous", error_code=answer.code,
+            request_id=pending.request_id, time=at,
+        )  # fmt: skip
+    if isinstance(answer, DomainError):
+        return audited.event(
+            action=FETCHED, outcome="denied", actor_type="department", actor=caller.department_code,
+            client_id=caller.client_id, error_code=answer.code, request_id=pending.request_id, time=at,
+            **pending.stated,
+        )  # fmt: skip
+    return audited.event(
+        action=FETCHED, outcome="ok", actor_type="department", actor=caller.department_code,
+        client_id=caller.client_id, certificate_identifier=answer.certificate_identifier,
+        resource_code=answer.decision.resource_code, fields=tuple(answer.fields),
+        extra={"grant_id": answer.decision.grant_id, "copy_id": answer.copy_id}, request_id=pending.request_id,
+        time=at, **pending.stated,
     )  # fmt: skip
 
 
