@@ -302,8 +302,9 @@ class GroupCommitter:
                     answers = read(session, [job.argument for job in jobs])
                     if write:
                         session.commit()
-            except Exception as exc:  # noqa: BLE001 - those callers get the error, the others go on
-                log.warning("audited batch failed", extra={"requests": len(jobs), "error": type(exc).__name__})
+            except Exception as exc:  # those callers get the error, the others go on; the trace goes to the log
+                extra = {"requests": len(jobs), "error": type(exc).__name__}
+                log.warning("audited batch failed", extra=extra, exc_info=exc)
                 for job in jobs:
                     job.error = exc
                 continue
@@ -337,8 +338,9 @@ class GroupCommitter:
                 self._read(batch)
                 batch_events = [event for job in batch if job.error is None for event in job.events]
                 sequenced = self._commit(batch_events) if batch_events else []
-            except Exception as exc:  # noqa: BLE001 - every waiting caller learns the batch failed
-                log.warning("audit batch failed", extra={"entries": len(batch), "error": type(exc).__name__})
+            except Exception as exc:  # every waiting caller learns the batch failed; the trace goes to the log
+                extra = {"entries": len(batch), "error": type(exc).__name__}
+                log.warning("audit batch failed", extra=extra, exc_info=exc)
                 for job in batch:
                     job.error = job.error or exc
                 self._release(batch, [])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cached_property
 
 from hub.codes import validate_uscc
 from hub.errors import InvalidInput, InvalidUSCC
@@ -64,7 +65,7 @@ class LicenceIdentifier:
     serial: str
     version: str
 
-    @property
+    @cached_property  # a frozen dataclass without slots: computed once, kept in the instance's __dict__
     def check(self) -> str:
         return check_character(self.type_code + self.issuer_code + self.serial + self.version)
 

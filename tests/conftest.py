@@ -22,10 +22,11 @@ from sqlalchemy import Connection, Engine
 from audit import service as audit_service
 from hub import migrate
 from hub.api.app import create_app
+from hub.bootstrap import initialise
 from hub.db import make_engine, make_session_factory
 from hub.keys import service as keys
 from hub.keys.masterkey import MasterKeyRing
-from hub.runtime import Runtime
+from hub.runtime import Runtime, build_runtime
 from hub.settings import Settings
 from hub.storage import LocalBlobStore
 from seals import service as pki_service
@@ -238,3 +239,30 @@ def ckit(client: TestClient, runtime: Runtime) -> Any:
     from tests.catalog.catalogkit import make_catalog_kit
 
     return make_catalog_kit(client, runtime)
+
+
+@pytest.fixture
+def live_runtime(database_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Runtime]:
+    """A runtime on its own committed database (fresh per test), as in production."""
+    name = None
+    if database_url.startswith("sqlite"):
+        url = f"sqlite:///{tmp_path / 'live.db'}"
+    else:
+        admin = request.getfixturevalue("postgres_server")
+        name, url = create_pg_database(admin)
+    settings = Settings(
+        env="test",
+        data_dir=tmp_path / "var",
+        database_url=url,
+        master_key=base64.b64encode(secrets.token_bytes(32)).decode(),
+        public_url="http://testserver",
+        inline_jobs=True,
+    )
+    runtime = build_runtime(settings)
+    initialise(runtime)
+    try:
+        yield runtime
+    finally:
+        runtime.close()
+        if name is not None:
+            drop_pg_database(request.getfixturevalue("postgres_server"), name)

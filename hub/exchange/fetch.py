@@ -10,8 +10,7 @@ without a grant learns nothing about whether the holder holds anything.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -110,13 +109,27 @@ class Fetched:
     file_url_expires_at: datetime
 
 
-def target_type_code(request: FetchRequest) -> str:
-    """The licence type the call is about, from the request alone (no database read)."""
+@dataclass(frozen=True, slots=True)
+class Target:
+    """What a call names, checked: its licence type, and the licence's identifier (None: the holder's newest)."""
+
+    type_code: str
+    identifier: str | None
+
+
+def target(request: FetchRequest) -> Target:
+    """The call's target, from the request alone (no database read); the identifier parsed and checked once."""
     if (request.certificate_type_code is None) == (request.certificate_identifier is None):
         raise FetchTargetInvalid
     if request.certificate_identifier is not None:
-        return parse_identifier(request.certificate_identifier).type_code
-    return validate_type_code(request.certificate_type_code or "")
+        parsed = parse_identifier(request.certificate_identifier)
+        return Target(parsed.type_code, str(parsed))
+    return Target(validate_type_code(request.certificate_type_code or ""), None)
+
+
+def target_type_code(request: FetchRequest) -> str:
+    """The licence type the call is about."""
+    return target(request).type_code
 
 
 def licence_resource(session: Session, type_code: str) -> Resource | None:
@@ -187,15 +200,18 @@ def fetch_many(
     consent, licence revoked) gives its unit back, as its rolled-back transaction would have.
     """
     answers: dict[int, Fetched | DomainError] = {}
-    pending: dict[int, FetchRequest] = {}
+    pending: dict[int, tuple[FetchRequest, Target | DomainError]] = {}
     for i, request in enumerate(requests):
         try:
             _check_request(request)
         except DomainError as exc:
             answers[i] = exc
-        else:
-            pending[i] = request
-    matters = _matters(session, {r.matter_code for r in pending.values()})
+            continue
+        try:
+            pending[i] = (request, target(request))
+        except DomainError as exc:  # refused in order: after the matter check
+            pending[i] = (request, exc)
+    matters = _matters(session, {r.matter_code for r, _ in pending.values()})
     decided = _decide_grants(session, cache, pending, matters, answers, at=at)
     # What follows the quota in the order (consent, the licence), for the calls that got this far.
     later = _after_quota(session, {i: (requests[i], *decided[i]) for i in decided}, at=at)
@@ -206,21 +222,22 @@ def fetch_many(
 
 
 def _decide_grants(
-    session: Session, cache: GrantCache, pending: dict[int, FetchRequest], matters: dict[str, Matter],
-    refused: dict[int, Fetched | DomainError], *, at: datetime,
-) -> dict[int, tuple[GrantDecision, str]]:  # fmt: skip
+    session: Session, cache: GrantCache, pending: dict[int, tuple[FetchRequest, Target | DomainError]],
+    matters: dict[str, Matter], refused: dict[int, Fetched | DomainError], *, at: datetime,
+) -> dict[int, tuple[GrantDecision, Target]]:  # fmt: skip
     """The matter, the target and the grant of each call (quota not yet counted); refusals go to ``refused``."""
-    resources = _resources(session, pending.values())
-    decided: dict[int, tuple[GrantDecision, str]] = {}
-    for i, request in pending.items():
+    resources = _resources(session, {t.type_code for _, t in pending.values() if isinstance(t, Target)})
+    decided: dict[int, tuple[GrantDecision, Target]] = {}
+    for i, (request, named) in pending.items():
         try:
             matter = matters.get(request.matter_code)
             if matter is None or matter.status != "active":
                 raise MatterNotFound(f"no active matter {request.matter_code}")
-            type_code = target_type_code(request)
-            resource = resources.get(type_code)
+            if isinstance(named, DomainError):
+                raise named
+            resource = resources.get(named.type_code)
             if resource is None:  # nothing published, so nothing can have been granted
-                raise GrantMissing(f"licence type {type_code} is not published in the catalogue")
+                raise GrantMissing(f"licence type {named.type_code} is not published in the catalogue")
             decision = check_grant(
                 session, cache, consumer_code=request.department_code, resource_code=resource,
                 matter_code=request.matter_code, fields=request.fields, at=at, count=False,
@@ -228,7 +245,7 @@ def _decide_grants(
         except DomainError as exc:
             refused[i] = exc
         else:
-            decided[i] = (decision, type_code)
+            decided[i] = (decision, named)
     return decided
 
 
@@ -265,12 +282,8 @@ def _matters(session: Session, codes: Collection[str]) -> dict[str, Matter]:
     return {m.code: m for m in session.scalars(select(Matter).where(Matter.code.in_(codes)))}
 
 
-def _resources(session: Session, requests: Iterable[FetchRequest]) -> dict[str, str]:
-    """Licence type code → the code of its published catalogue resource (any well-formed target's type)."""
-    type_codes = set()
-    for request in requests:
-        with contextlib.suppress(DomainError):  # a malformed target is refused in order, later
-            type_codes.add(target_type_code(request))
+def _resources(session: Session, type_codes: Collection[str]) -> dict[str, str]:
+    """Licence type code → the code of its published catalogue resource."""
     if not type_codes:
         return {}
     stmt = (
@@ -286,20 +299,20 @@ def _resources(session: Session, requests: Iterable[FetchRequest]) -> dict[str, 
 
 
 def _after_quota(
-    session: Session, calls: dict[int, tuple[FetchRequest, GrantDecision, str]], *, at: datetime
+    session: Session, calls: dict[int, tuple[FetchRequest, GrantDecision, Target]], *, at: datetime
 ) -> dict[int, Licence | DomainError]:
     """Per call past its grant: the consent check (when the grant needs one), then its licence and status."""
     wanted = {(r.holder_type, r.holder_code, r.matter_code) for r, d, _ in calls.values() if d.consent_required}
     consented = consents.for_matters(session, wanted)
-    held = _holders_licences(session, [(r, type_code) for r, _, type_code in calls.values()])
+    held = _holders_licences(session, [(r, named) for r, _, named in calls.values()])
     out: dict[int, Licence | DomainError] = {}
-    for i, (request, decision, type_code) in calls.items():
+    for i, (request, decision, named) in calls.items():
         try:
             if decision.consent_required:
                 rows = consented.get((request.holder_type, request.holder_code, request.matter_code), [])
                 consents.choose(rows, department_code=request.department_code, case_number=request.case_number,
                                 at=at)  # fmt: skip
-            licence = held(request, type_code)
+            licence = held(request, named)
             check_licence(licence)
         except DomainError as exc:
             out[i] = exc
@@ -309,11 +322,11 @@ def _after_quota(
 
 
 def _holders_licences(
-    session: Session, calls: list[tuple[FetchRequest, str]]
-) -> Callable[[FetchRequest, str], Licence]:
+    session: Session, calls: list[tuple[FetchRequest, Target]]
+) -> Callable[[FetchRequest, Target], Licence]:
     """:func:`holders_licence` for many calls: one query by identifier, one by holder and type."""
-    identifiers = {str(parse_identifier(r.certificate_identifier)) for r, _ in calls if r.certificate_identifier}
-    typed = {(r.holder_type, r.holder_code, t) for r, t in calls if r.certificate_identifier is None}
+    identifiers = {t.identifier for _, t in calls if t.identifier is not None}
+    typed = {(r.holder_type, r.holder_code, t.type_code) for r, t in calls if t.identifier is None}
     by_identifier: dict[str, Licence] = {}
     newest: dict[tuple[str, str, str], Licence] = {}
     if identifiers:
@@ -329,15 +342,15 @@ def _holders_licences(
         for lic in session.scalars(stmt):
             newest.setdefault((lic.holder_type, lic.holder_code, lic.type_code), lic)
 
-    def held(request: FetchRequest, type_code: str) -> Licence:
-        if request.certificate_identifier is not None:
-            licence = by_identifier.get(str(parse_identifier(request.certificate_identifier)))
+    def held(request: FetchRequest, named: Target) -> Licence:
+        if named.identifier is not None:
+            licence = by_identifier.get(named.identifier)
             if licence is not None and (licence.holder_type, licence.holder_code) != (
                 request.holder_type, request.holder_code
             ):  # fmt: skip
                 licence = None  # someone else's identifier is the same answer as a missing one (no IDOR)
         else:
-            licence = newest.get((request.holder_type, request.holder_code, type_code))
+            licence = newest.get((request.holder_type, request.holder_code, named.type_code))
         if licence is None:
             raise LicenceNotHeld
         return licence

@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import secrets
 import threading
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
-from conftest import create_pg_database, drop_pg_database
 from factories import random_uscc
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -21,37 +16,9 @@ from audit.committer import GroupCommitter
 from audit.entries import AuditEvent, Receipt
 from audit.models import AuditEntry
 from hub.api.app import create_app
-from hub.bootstrap import initialise
 from hub.clock import utcnow
 from hub.identity import service as identity
-from hub.runtime import Runtime, build_runtime
-from hub.settings import Settings
-
-
-@pytest.fixture
-def live_runtime(database_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Runtime]:
-    """A runtime on its own committed database (fresh per test), as in production."""
-    name = None
-    if database_url.startswith("sqlite"):
-        url = f"sqlite:///{tmp_path / 'live.db'}"
-    else:
-        admin = request.getfixturevalue("postgres_server")
-        name, url = create_pg_database(admin)
-    settings = Settings(
-        env="test",
-        data_dir=tmp_path / "var",
-        database_url=url,
-        master_key=base64.b64encode(secrets.token_bytes(32)).decode(),
-        public_url="http://testserver",
-    )
-    runtime = build_runtime(settings)
-    initialise(runtime)
-    try:
-        yield runtime
-    finally:
-        runtime.close()
-        if name is not None:
-            drop_pg_database(request.getfixturevalue("postgres_server"), name)
+from hub.runtime import Runtime
 
 
 def make_event(i: int) -> AuditEvent:

@@ -7,21 +7,27 @@ entry with outcome ``denied``.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
 from typing import Any
 
 import pytest
 from factories import random_uscc
+from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 
 from audit.entries import Receipt
 from audit.models import AuditEntry
 from catalog import grant_check
 from catalog.models import Grant
+from catalog.workdays import local_day
 from hub import audited
+from hub.api.app import create_app
 from hub.clock import utcnow
+from hub.exchange.fetch import Fetched, FetchRequest, fetch_many
 from hub.exchange.models import Consent, PurposeCopy
+from hub.runtime import Runtime
 from licences.models import Licence
 from tests.exchange.exchangekit import (
     BUSINESS_ITEMS,
@@ -33,7 +39,7 @@ from tests.exchange.exchangekit import (
     grant_for,
     make_exchange_kit,
 )
-from tests.licences.licencekit import BUSINESS, LicenceKit
+from tests.licences.licencekit import BUSINESS, LicenceKit, make_licence_kit
 
 
 @pytest.fixture
@@ -339,3 +345,89 @@ def test_a_state_changing_record_ends_its_transaction(ex: ExchangeKit) -> None:
         assert not session.in_transaction()  # committed at once: the sequencer's lock is already released
     (entry,) = _entries(ex, leaf_index=receipt.leaf_index)
     assert entry.action == "test.state.changed"
+
+
+# ----------------------------------------------------------------------------- batches
+
+
+def _limited(ex: ExchangeKit, name: str, quota: int) -> tuple[Any, str]:
+    """A department with a grant of ``quota`` calls a day on the business licence, for a matter of its own."""
+    limited = ex.new_department(name)
+    matter = {"code": "11330100MB1234567X3000555001", "name": "社会保险登记", "materials": []}
+    created = ex.kit.client.post("/v1/catalog/matters", json=matter, headers=limited.headers)
+    assert created.status_code == 201, created.text
+    grant_for(ex.kit, limited, ex.provider, BUSINESS, ["name"], quota_per_day=quota, matter_codes=[matter["code"]])
+    return limited, matter["code"]
+
+
+def test_a_batch_of_fetches_is_judged_call_by_call_in_order(ex: ExchangeKit) -> None:
+    """One batch, one transaction: each call gets what it would have got alone, in arrival order.
+
+    A call refused after the quota check (no licence held) gives its unit back, so the call after it
+    still fits; once the quota is spent, even a call that would fail later is refused for the quota.
+    """
+    limited, matter = _limited(ex, "临江市社会保险事业管理中心", quota=2)
+    stranger = ex.kit.holder("营业执照")  # a valid code that holds nothing
+
+    def call(holder: dict[str, str] = ex.company, **change: Any) -> FetchRequest:
+        fields: dict[str, Any] = {
+            "department_code": limited.code, "matter_code": matter, "case_number": "LJ-2026-BATCH",
+            "officer_id": "officer-7", "holder_type": holder["type"], "holder_code": holder["code"],
+            "certificate_type_code": BUSINESS, "certificate_identifier": None, "fields": None,
+        } | change  # fmt: skip
+        return FetchRequest(**fields)
+
+    calls = [
+        call(),  # 1st unit
+        call(stranger),  # licence_not_held: its unit goes back
+        call(case_number=" "),  # refused before anything is read
+        call(matter_code="11330100MB1234567X3000999999"),
+        call(certificate_type_code=None, certificate_identifier="1.2.156.3005.2.NOT.AN.IDENTIFIER"),
+        call(),  # 2nd unit
+        call(),  # the quota is spent
+        call(stranger),  # the quota is checked before the licence
+    ]
+    runtime = ex.kit.runtime
+    with runtime.session_scope() as session:
+        answers = fetch_many(session, runtime.grant_cache, runtime.settings, calls, at=utcnow())
+    codes = [a.code if not isinstance(a, Fetched) else "ok" for a in answers]
+    assert codes == [
+        "ok", "licence_not_held", "case_number_missing", "matter_not_found", "licence_identifier_invalid",
+        "ok", "grant_quota_exceeded", "grant_quota_exceeded",
+    ]  # fmt: skip
+    first, second = (a for a in answers if isinstance(a, Fetched))
+    assert (first.decision.calls_today, second.decision.calls_today) == (1, 2)
+    assert first.licence["face"] == {"name": ex.company_licence["face"]["name"]}  # the granted item only
+    assert first.copy_id != second.copy_id
+    with runtime.session_scope() as session:
+        grant = session.scalar(select(Grant).where(Grant.consumer_code == limited.code))
+        assert grant is not None
+        assert grant_check.usage(session, grant.id, local_day(utcnow())) == 2
+        promised = session.scalars(select(PurposeCopy.id).where(PurposeCopy.department_code == limited.code))
+        assert set(promised) == {first.copy_id, second.copy_id}
+
+
+@pytest.fixture
+def live_ex(live_runtime: Runtime) -> Iterator[ExchangeKit]:
+    """The exchange scenario on a committed database with real connections (threads do not share one)."""
+    with TestClient(create_app(live_runtime), raise_server_exceptions=False) as client:
+        yield make_exchange_kit(make_licence_kit(client, live_runtime))
+
+
+def test_concurrent_fetches_share_batches_and_never_overspend_the_quota(live_ex: ExchangeKit) -> None:
+    """Over HTTP, 24 fetches at once against a quota of 10: exactly 10 answered, 14 refused, 24 entries.
+
+    PostgreSQL runs them in batches whose quota rows are locked; a lost update would answer more than 10.
+    """
+    limited, matter = _limited(live_ex, "临江市就业管理服务局", quota=10)
+    before = _count(live_ex)
+    with ThreadPoolExecutor(max_workers=24) as pool:
+        answers = list(pool.map(lambda i: live_ex.fetch(who=limited, matter_code=matter, case_number=f"LJ-{i}"),
+                                range(24)))  # fmt: skip
+    statuses = sorted(a.status_code for a in answers)
+    assert statuses == [200] * 10 + [429] * 14, [a.text for a in answers if a.status_code not in {200, 429}]
+    assert {a.json()["code"] for a in answers if a.status_code == 429} == {"grant_quota_exceeded"}
+    assert _count(live_ex) == before + 24
+    entries = _entries(live_ex, department_code=limited.code, action="exchange.licence.fetched")
+    assert sorted(e.outcome for e in entries) == ["denied"] * 14 + ["ok"] * 10
+    assert {e.case_number for e in entries} == {f"LJ-{i}" for i in range(24)}
