@@ -60,20 +60,6 @@ def record(session: Session, runtime: Runtime, audit_event: AuditEvent) -> Recei
     return receipt
 
 
-def record_after_commit(session: Session, runtime: Runtime, audit_event: AuditEvent) -> Receipt:
-    """Commit the unit of work's bookkeeping, then record ``audit_event`` through the group committer.
-
-    For high-rate calls that disclose data and write only bookkeeping (a fetch's quota count and the
-    promised copy's row): their commits run side by side (PostgreSQL flushes concurrent commits
-    together) and their entries share group commits, instead of each holding the sequencer through
-    its own commit. The answer is still sent only after the entry is durable. If the entry cannot
-    be written the caller gets the error and no data; what was committed is inert (a quota call
-    spent, a copy whose id nobody was told).
-    """
-    session.commit()
-    return runtime.audit.record([audit_event])[0]
-
-
 def holder_ref(runtime: Runtime, holder_type: str, holder_code: str) -> str:
     return holder_ref_hmac(runtime.audit_signer.holder_secret, holder_type, holder_code)
 

@@ -132,42 +132,23 @@ def target_type_code(request: FetchRequest) -> str:
     return target(request).type_code
 
 
-def licence_resource(session: Session, type_code: str) -> Resource | None:
-    return session.scalar(
-        select(Resource).where(Resource.licence_type_code == type_code, Resource.status == "published").limit(1)
-    )
-
-
 def decide(
     session: Session, cache: GrantCache, request: FetchRequest, type_code: str, *, at: datetime, count: bool
 ) -> GrantDecision:
     """The grant decision for this department, the type's catalogue resource and the matter."""
-    resource = licence_resource(session, type_code)
+    resource = _resources(session, {type_code}).get(type_code)
     if resource is None:  # nothing published, so nothing can have been granted
         raise GrantMissing(f"licence type {type_code} is not published in the catalogue")
     return check_grant(
-        session, cache, consumer_code=request.department_code, resource_code=resource.code,
+        session, cache, consumer_code=request.department_code, resource_code=resource,
         matter_code=request.matter_code, fields=request.fields, at=at, count=count,
     )  # fmt: skip
 
 
 def holders_licence(session: Session, request: FetchRequest, type_code: str) -> Licence:
     """The licence named, if it is the holder's; else the holder's newest current licence of the type."""
-    query = select(Licence).where(
-        Licence.holder_type == request.holder_type, Licence.holder_code == request.holder_code
-    )
-    if request.certificate_identifier is not None:
-        identifier = str(parse_identifier(request.certificate_identifier))
-        licence = session.scalar(query.where(Licence.identifier == identifier))
-    else:
-        licence = session.scalar(
-            query.where(Licence.type_code == type_code, Licence.status != "superseded")
-            .order_by(Licence.issue_date.desc(), Licence.pk.desc())
-            .limit(1)
-        )
-    if licence is None:  # someone else's identifier is the same answer as a missing one (no IDOR)
-        raise LicenceNotHeld
-    return licence
+    named = target(request) if request.certificate_identifier is not None else Target(type_code, None)
+    return _holders_licences(session, [(request, named)])(request, named)
 
 
 def check_licence(licence: Licence) -> None:
