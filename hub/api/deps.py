@@ -64,8 +64,7 @@ def unit_of_work(runtime: Runtime, *, read_only: bool) -> Iterator[Session]:
 
     A refusal that carries an audit event is recorded after the request's own transaction has
     rolled back (so nothing else of the refused request survives), and its receipt goes back with
-    the problem response. Handlers that run their whole request in one thread-pool call use this
-    directly; the others get it through ``SessionDep``.
+    the problem response. Handlers get it through ``SessionDep``.
     """
     try:
         with runtime.session_scope() as session:
