@@ -185,9 +185,7 @@ class GroupCommitter:
         fails, the callers get the error and nothing (what was written stays, disclosed to no one).
         """
         waiter = AsyncWaiter(asyncio.get_running_loop())
-        answer: tuple[R, Receipt] = await self._settled(
-            waiter, _Job(waiter, read=write, argument=argument), self._writes
-        )
+        answer: tuple[R, Receipt] = await self._settled(waiter, _Job(waiter, read=write, argument=argument), write=True)
         return answer
 
     async def record_async(self, events: Sequence[AuditEvent]) -> list[Receipt]:
@@ -196,23 +194,21 @@ class GroupCommitter:
         receipts: list[Receipt] = await self._settled(waiter, _Job(waiter, events))
         return receipts
 
-    async def _settled(
-        self, waiter: AsyncWaiter, job: _Job[Any, Any], into: queue.SimpleQueue[_Job[Any, Any] | None] | None = None
-    ) -> Any:
+    async def _settled(self, waiter: AsyncWaiter, job: _Job[Any, Any], *, write: bool = False) -> Any:
         """Queue ``job`` and await what the writer thread settles ``waiter`` (the job's) with."""
-        self._submit(job, into)
+        self._submit(job, write=write)
         try:
             async with asyncio.timeout(self._wait):
                 return await waiter.future
         except TimeoutError:
             raise AuditNotDurable(f"the audit batch was not durable within {self._wait:g} s") from None
 
-    def _submit(self, job: _Job[Any, Any], into: queue.SimpleQueue[_Job[Any, Any] | None] | None = None) -> None:
+    def _submit(self, job: _Job[Any, Any], *, write: bool = False) -> None:
         with self._start_lock:
             if self._closed:
                 raise CommitterClosed
             self._ensure_thread()
-            if into is self._writes:
+            if write:
                 if self._write_thread is None or not self._write_thread.is_alive():
                     name = "audit-batch-write"
                     self._write_thread = threading.Thread(target=self._run_writes, name=name, daemon=True)

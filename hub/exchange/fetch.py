@@ -127,11 +127,6 @@ def target(request: FetchRequest) -> Target:
     return Target(validate_type_code(request.certificate_type_code or ""), None)
 
 
-def target_type_code(request: FetchRequest) -> str:
-    """The licence type the call is about."""
-    return target(request).type_code
-
-
 def decide(
     session: Session, cache: GrantCache, request: FetchRequest, type_code: str, *, at: datetime, count: bool
 ) -> GrantDecision:

@@ -7,9 +7,10 @@ refusal's problem+json carries its receipt.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi import Path as PathParam
@@ -58,9 +59,7 @@ def authorise_caller(
         if scope not in claims.scopes:
             raise ScopeMissing(scope)
     except DomainError as exc:
-        exc.audit_event = audited.event(
-            action=action, outcome="denied", actor_type="public", actor="anonymous", error_code=exc.code
-        )
+        exc.audit_event = _refused(exc, None, action)
         raise
     try:
         ratelimit.check(runtime.client_limiter, claims.client_id)
@@ -101,12 +100,39 @@ class VerifyOut(BaseModel):
     receipt: ReceiptOut
 
 
-def _mark_refused(exc: DomainError, caller: AccessClaims, action: str, **fields: Any) -> None:
-    """Attach the refusal's audit entry; the session dependency records it after the rollback."""
-    exc.audit_event = audited.event(
+def _refused(exc: DomainError, caller: AccessClaims | None, action: str, **fields: Any) -> AuditEvent:
+    """The entry of a refused call: the department's, or anonymous when the caller is not trusted.
+
+    An untrusted caller (no or bad token, disabled client) is recorded without what its call stated.
+    """
+    if caller is None or isinstance(exc, ClientDisabled):
+        trace = {key: fields[key] for key in ("request_id", "time") if key in fields}
+        return audited.event(
+            action=action, outcome="denied", actor_type="public", actor="anonymous", error_code=exc.code, **trace
+        )
+    return audited.event(
         action=action, outcome="denied", actor_type="department", actor=caller.department_code,
         client_id=caller.client_id, error_code=exc.code, **fields,
     )  # fmt: skip
+
+
+def _mark_refused(exc: DomainError, caller: AccessClaims, action: str, **fields: Any) -> None:
+    """Attach the refusal's audit entry; the session dependency records it after the rollback."""
+    exc.audit_event = _refused(exc, caller, action, **fields)
+
+
+P = TypeVar("P", "_PendingVerify", "_PendingFetch")
+Answer = TypeVar("Answer")
+
+
+def _for_enabled_clients(
+    session: Session, pending: list[P], run: Callable[[list[P]], list[Answer]]
+) -> list[Answer | ClientDisabled]:
+    """``run`` over the calls whose client is still enabled (one query for the batch); the others get ClientDisabled."""
+    disabled = identity.disabled_clients(session, {p.caller.client_id for p in pending})
+    live = [p for p in pending if p.caller.client_id not in disabled]
+    answers = dict(zip((id(p) for p in live), run(live), strict=True))
+    return [answers[id(p)] if id(p) in answers else ClientDisabled() for p in pending]
 
 
 @router.post("/verify", response_model=VerifyOut, responses=RATE_LIMITED)
@@ -168,9 +194,7 @@ async def authorise_on_loop(
         if scope not in claims.scopes:
             raise ScopeMissing(scope)
     except DomainError as exc:
-        exc.audit_event = audited.event(
-            action=action, outcome="denied", actor_type="public", actor="anonymous", error_code=exc.code
-        )
+        exc.audit_event = _refused(exc, None, action)
         await _record_refusal(runtime, exc)
         raise
     try:
@@ -210,31 +234,19 @@ def _read_verifies(
 ) -> list[tuple[exchange_verify.Verified | DomainError, AuditEvent]]:
     """On the audit committer's thread: the batch's verify calls read together, each with its entry."""
     runtime = pending[0].runtime  # a group committer serves one runtime
-    disabled = identity.disabled_clients(session, {p.caller.client_id for p in pending})
-    live = [p for p in pending if p.caller.client_id not in disabled]
-    resolved = exchange_verify.resolve(
-        session, [p.call for p in live], keys=runtime.presentation_keys, issuer=runtime.settings.public_url.rstrip("/")
-    )
-    answers = dict(zip((id(p) for p in live), resolved, strict=True))
-    out: list[tuple[exchange_verify.Verified | DomainError, AuditEvent]] = []
-    for p in pending:
-        answer = answers.get(id(p)) or ClientDisabled()
-        out.append((answer, _verify_event(p, answer)))
-    return out
+    issuer = runtime.settings.public_url.rstrip("/")
+    answers = _for_enabled_clients(
+        session, pending,
+        lambda live: exchange_verify.resolve(session, [p.call for p in live], keys=runtime.presentation_keys,
+                                             issuer=issuer),
+    )  # fmt: skip
+    return [(answer, _verify_event(p, answer)) for p, answer in zip(pending, answers, strict=True)]
 
 
 def _verify_event(pending: _PendingVerify, answer: exchange_verify.Verified | DomainError) -> AuditEvent:
     caller, runtime, at = pending.caller, pending.runtime, pending.call.checked_at
-    if isinstance(answer, ClientDisabled):  # as authenticate_bearer's refusals: the caller is not trusted
-        return audited.event(
-            action=VERIFIED, outcome="denied", actor_type="public", actor="anonymous", error_code=answer.code,
-            request_id=pending.request_id, time=at,
-        )  # fmt: skip
     if isinstance(answer, DomainError):
-        return audited.event(
-            action=VERIFIED, outcome="denied", actor_type="department", actor=caller.department_code,
-            client_id=caller.client_id, error_code=answer.code, request_id=pending.request_id, time=at,
-        )  # fmt: skip
+        return _refused(answer, caller, VERIFIED, request_id=pending.request_id, time=at)
     licence = answer.licence
     return audited.event(
         action=VERIFIED, outcome="ok", actor_type="department", actor=caller.department_code,
@@ -408,30 +420,18 @@ def _write_fetches(
 ) -> list[tuple[exchange_fetch.Fetched | DomainError, AuditEvent]]:
     """On the audit committer's write thread: the batch's fetches in one transaction, each with its entry."""
     runtime, at = pending[0].runtime, utcnow()
-    disabled = identity.disabled_clients(session, {p.caller.client_id for p in pending})
-    live = [p for p in pending if p.caller.client_id not in disabled]
-    fetched = exchange_fetch.fetch_many(session, runtime.grant_cache, runtime.settings, [p.call for p in live], at=at)
-    answers = dict(zip((id(p) for p in live), fetched, strict=True))
-    out: list[tuple[exchange_fetch.Fetched | DomainError, AuditEvent]] = []
-    for p in pending:
-        answer = answers.get(id(p)) or ClientDisabled()
-        out.append((answer, _fetch_event(p, answer, at)))
-    return out
+    answers = _for_enabled_clients(
+        session, pending,
+        lambda live: exchange_fetch.fetch_many(session, runtime.grant_cache, runtime.settings,
+                                               [p.call for p in live], at=at),
+    )  # fmt: skip
+    return [(answer, _fetch_event(p, answer, at)) for p, answer in zip(pending, answers, strict=True)]
 
 
 def _fetch_event(pending: _PendingFetch, answer: exchange_fetch.Fetched | DomainError, at: datetime) -> AuditEvent:
     caller = pending.caller
-    if isinstance(answer, ClientDisabled):  # as authenticate_bearer's refusals: the caller is not trusted
-        return audited.event(
-            action=FETCHED, outcome="denied", actor_type="public", actor="anonymous", error_code=answer.code,
-            request_id=pending.request_id, time=at,
-        )  # fmt: skip
     if isinstance(answer, DomainError):
-        return audited.event(
-            action=FETCHED, outcome="denied", actor_type="department", actor=caller.department_code,
-            client_id=caller.client_id, error_code=answer.code, request_id=pending.request_id, time=at,
-            **pending.stated,
-        )  # fmt: skip
+        return _refused(answer, caller, FETCHED, request_id=pending.request_id, time=at, **pending.stated)
     return audited.event(
         action=FETCHED, outcome="ok", actor_type="department", actor=caller.department_code,
         client_id=caller.client_id, certificate_identifier=answer.certificate_identifier,
