@@ -99,8 +99,6 @@ class Fetched:
 
     licence: dict[str, Any]  # DESIGN.md §3 metadata and the granted face fields only
     certificate_identifier: str
-    holder_type: str
-    holder_code: str
     decision: GrantDecision
     fields: list[str]
     disputed: bool
@@ -128,15 +126,15 @@ def target(request: FetchRequest) -> Target:
 
 
 def decide(
-    session: Session, cache: GrantCache, request: FetchRequest, type_code: str, *, at: datetime, count: bool
+    session: Session, cache: GrantCache, request: FetchRequest, type_code: str, *, at: datetime
 ) -> GrantDecision:
-    """The grant decision for this department, the type's catalogue resource and the matter."""
+    """The grant decision for this department, the type's catalogue resource and the matter (no quota counted)."""
     resource = _resources(session, {type_code}).get(type_code)
     if resource is None:  # nothing published, so nothing can have been granted
         raise GrantMissing(f"licence type {type_code} is not published in the catalogue")
     return check_grant(
         session, cache, consumer_code=request.department_code, resource_code=resource,
-        matter_code=request.matter_code, fields=request.fields, at=at, count=count,
+        matter_code=request.matter_code, fields=request.fields, at=at, count=False,
     )  # fmt: skip
 
 
@@ -361,7 +359,7 @@ def _disclose(
         dispute = disputes.get(licence.identifier, objections.UNDISPUTED)
         projected = metadata(licence) | {"face": {key: licence.face[key] for key in fields if key in licence.face}}
         out[i] = Fetched(
-            projected, licence.identifier, licence.holder_type, licence.holder_code, decision, fields,
+            projected, licence.identifier, decision, fields,
             dispute.disputed, dispute.items, copy["id"], url_expires_at,
         )  # fmt: skip
     copies.promise_rows(session, rows)

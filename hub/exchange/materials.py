@@ -57,7 +57,7 @@ def _answer(  # noqa: PLR0917 - one material, the caller and the holder
             certificate_identifier=None, fields=None,
         )  # fmt: skip
         try:
-            decision = decide(session, cache, request, type_code, at=at, count=False)
+            decision = decide(session, cache, request, type_code, at=at)
             if decision.consent_required:
                 consents.check(
                     session, consents.HolderKey(holder_type, holder_code), department_code=department_code,
