@@ -225,10 +225,13 @@ class ScanResult:
     audited: int
     responses: int
 
-    def as_dict(self, bare_rps: float) -> dict[str, Any]:
+    def as_dict(self, bare_rps: float, bare_async_rps: float) -> dict[str, Any]:
+        def row(m: Measurement) -> dict[str, Any]:
+            return m.as_dict(bare_rps) | {"ratio_to_bare_async": round(m.rps / bare_async_rps, 4)}
+
         return {
-            "token_scan": self.token.as_dict(bare_rps), "static_scan": self.static.as_dict(bare_rps),
-            "token_scan_8_clients": self.token_few.as_dict(bare_rps),
+            "token_scan": row(self.token), "static_scan": row(self.static),
+            "token_scan_8_clients": row(self.token_few),
             "token_bytes": self.token_bytes, "scans_audited": self.audited, "scans_answered": self.responses,
             "every_answer_audited": self.audited >= self.responses,
         }  # fmt: skip
@@ -752,20 +755,28 @@ def run_scan(run: Run, backend: str, database_url: str | None) -> ScanResult:
     return ScanResult(backend, token_m, static_m, few_m, len(token), audited, answered)
 
 
-def _bare(run: Run, name: str) -> Measurement:
+def _bare(run: Run, name: str) -> tuple[Measurement, Measurement]:
+    """The bare ``def`` GET (thread pool) and its ``async def`` twin (event loop), in one server."""
     port = free_port()
     with serving(
         name, uvicorn_bare_command(port), port=port, env=dict(os.environ), log_dir=run.tmp, ready_path="/ping"
     ) as server:
-        with httpx.Client(base_url=server.base_url) as client:
-            for _ in range(200):
-                client.get("/ping").raise_for_status()
-        return measure(run, server, "/ping", connections=SCAN_CONNECTIONS, threads=SCAN_THREADS)
+        measured = []
+        for path in ("/ping", "/ping-async"):
+            with httpx.Client(base_url=server.base_url) as client:
+                for _ in range(200):
+                    client.get(path).raise_for_status()
+            measured.append(measure(run, server, path, connections=SCAN_CONNECTIONS, threads=SCAN_THREADS))
+        return measured[0], measured[1]
 
 
 def run_scans(run: Run, *, skip_postgresql: bool) -> dict[str, Any]:
-    """Bare GET /ping, the hub on SQLite and on PostgreSQL, bare again; ratios to the mean of the two bare runs."""
-    opening = _bare(run, "bare-licence")
+    """Bare GETs, the hub on SQLite and on PostgreSQL, bare again; ratios to the mean of the two bare runs.
+
+    The target is judged against the ``async def`` bare endpoint: the scan route runs on the event loop too,
+    so that is the like-for-like floor. The ratio to the ``def`` endpoint (thread pool) is kept beside it.
+    """
+    opening, opening_async = _bare(run, "bare-licence")
     results = [run_scan(run, "sqlite", None)]
     skipped: dict[str, str] = {}
     up, detail = hub_setup.postgres_available()
@@ -774,17 +785,24 @@ def run_scans(run: Run, *, skip_postgresql: bool) -> dict[str, Any]:
     else:
         with hub_setup.throwaway_database() as url:
             results.append(run_scan(run, "postgresql", url))
-    closing = _bare(run, "bare-licence-closing")
+    closing, closing_async = _bare(run, "bare-licence-closing")
     bare = (opening.rps + closing.rps) / 2
-    best = max(r.token.rps for r in results) / bare
+    bare_async = (opening_async.rps + closing_async.rps) / 2
+    best = max(r.token.rps for r in results) / bare_async
     return {
         "bare_get_rps": round(bare, 1), "bare_get_rps_opening": round(opening.rps, 1),
         "bare_get_rps_closing": round(closing.rps, 1),
-        "bare": {"opening": opening.as_dict(bare), "closing": closing.as_dict(bare)},
-        **{r.backend: r.as_dict(bare) for r in results},
+        "bare_get_async_rps": round(bare_async, 1), "bare_get_async_rps_opening": round(opening_async.rps, 1),
+        "bare_get_async_rps_closing": round(closing_async.rps, 1),
+        "bare": {"opening": opening.as_dict(bare), "closing": closing.as_dict(bare),
+                 "opening_async": opening_async.as_dict(bare_async),
+                 "closing_async": closing_async.as_dict(bare_async)},
+        **{r.backend: r.as_dict(bare, bare_async) for r in results},
         **{name: {"skipped": why} for name, why in skipped.items()},
-        "target_ratio": SCAN_TARGET_RATIO,
-        "target_met": all(r.token.rps / bare >= SCAN_TARGET_RATIO for r in results), "best_token_ratio": round(best, 3),
+        "target_ratio": SCAN_TARGET_RATIO, "target_baseline": "bare GET, async def",
+        "target_met": all(r.token.rps / bare_async >= SCAN_TARGET_RATIO for r in results),
+        "target_met_against_def_baseline": all(r.token.rps / bare >= SCAN_TARGET_RATIO for r in results),
+        "best_token_ratio": round(best, 3),
         "connections": SCAN_CONNECTIONS,
         "errors": sum(r.token.wrk.errors + r.static.wrk.errors + r.token_few.wrk.errors for r in results),
         "unaudited": sum(r.audited < r.responses for r in results),

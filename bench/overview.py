@@ -99,9 +99,16 @@ def _licence(licence: dict[str, Any]) -> Iterator[Figure]:
         if "token_scan" not in part:
             continue
         row = part["token_scan"]
+        if "ratio_to_bare_async" in row:
+            yield Figure(
+                5, "`GET /v/{token}` scan (req/s)", label, f"{row['rps']}",
+                f"bare GET, async def: {scan['bare_get_async_rps']}", row["ratio_to_bare_async"],
+                f"≥ {scan['target_ratio']}×", row["ratio_to_bare_async"] >= scan["target_ratio"],
+            )  # fmt: skip
         yield Figure(
-            5, "`GET /v/{token}` scan (req/s)", label, f"{row['rps']}", f"bare GET: {scan['bare_get_rps']}",
-            row["ratio_to_bare"], f"≥ {scan['target_ratio']}×", row["ratio_to_bare"] >= scan["target_ratio"],
+            5, "`GET /v/{token}` scan (req/s)", label, f"{row['rps']}", f"bare GET, def (thread pool): "
+            f"{scan['bare_get_rps']}", row["ratio_to_bare"], f"≥ {scan['target_ratio']}× (earlier baseline)",
+            row["ratio_to_bare"] >= scan["target_ratio"],
         )  # fmt: skip
 
 
@@ -135,10 +142,17 @@ def _exchange(exchange: dict[str, Any]) -> Iterator[Figure]:
         for call in ("verify", "fetch"):
             row = exchange[f"licences_{size}"][call]
             target = targets[f"{call}_ratio"]
+            configuration = f"PostgreSQL, 1 process, {size:,} licences"
+            if "ratio_to_bare_async" in row:
+                yield Figure(
+                    7, f"exchange {call}, 64 clients (req/s)", configuration, f"{row['rps']}",
+                    f"bare POST /json-async: {exchange['bare_json_async_rps']}", row["ratio_to_bare_async"],
+                    f"≥ {target}×", row["ratio_to_bare_async"] >= target,
+                )  # fmt: skip
             yield Figure(
-                7, f"exchange {call}, 64 clients (req/s)", f"PostgreSQL, 1 process, {size:,} licences", f"{row['rps']}",
-                f"bare POST /json: {exchange['bare_json_rps']}", row["ratio_to_bare"], f"≥ {target}×",
-                row["ratio_to_bare"] >= target,
+                7, f"exchange {call}, 64 clients (req/s)", configuration, f"{row['rps']}",
+                f"bare POST /json, def (thread pool): {exchange['bare_json_rps']}", row["ratio_to_bare"],
+                f"≥ {target}× (earlier baseline)", row["ratio_to_bare"] >= target,
             )  # fmt: skip
     yield Figure(7, "exchange worst p99 (ms)", "PostgreSQL, 1 process", f"{exchange['worst_p99_ms']}", "", None,
                  f"< {targets['p99_ms']:g} ms", bool(met["p99_ms"]))  # fmt: skip
