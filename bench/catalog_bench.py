@@ -68,7 +68,7 @@ def render(summary: dict[str, Any]) -> str:
             f"| warm cache | {warm['calls']:,} | {warm['p50_us']} | {warm['p99_us']} | {warm['mean_us']} |",
             (f"| no cache (baseline: database read each call) | {cold['calls']:,} | {cold['p50_us']} | "
              f"{cold['p99_us']} | {cold['mean_us']} |"),
-            (f"| warm cache + daily quota counter (one upsert) | {quota['calls']:,} | {quota['p50_us']} | "
+            (f"| warm cache + daily quota spent (lock, update) | {quota['calls']:,} | {quota['p50_us']} | "
              f"{quota['p99_us']} | {quota['mean_us']} |"),
             "", f"Uncached ÷ warm: {grants['ratio_p50']}× at p50. {grants['note']}.", "",
         ]  # fmt: skip

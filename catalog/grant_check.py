@@ -2,8 +2,10 @@
 
 ``check_grant`` answers "may department C fetch these items of resource R for matter M now?" and
 raises a typed ``GrantDenied`` (stable ``code``) otherwise, checking in this order: a grant exists for
-C × R, one covers M, it is inside its validity window, it is active, it grants every requested item,
-its daily quota is not spent (X-Road carries the purpose per call; here it is enforced per call).
+C × R, one covers M, it is inside its validity window, it is active, it grants every requested item
+(X-Road carries the purpose per call; here it is enforced per call). It counts nothing: a daily quota is
+spent by the caller for the calls it answers, in the same transaction (``lock_usage`` and ``set_usage``;
+the exchange's fetch does it for a whole batch, after the checks that come before the quota).
 
 **Cache and staleness bound.** ``GrantCache`` keeps, per (consumer, resource), immutable snapshots of
 the grant rows, valid for the ``CatalogGeneration('grants')`` value they were loaded under. Every grant
@@ -40,7 +42,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, SessionTransaction
 
 from catalog.models import CatalogGeneration, Grant, GrantUsage
-from catalog.workdays import LOCAL_TZ, local_day
+from catalog.workdays import LOCAL_TZ
 from hub.errors import Forbidden
 
 GENERATION = "grants"
@@ -152,7 +154,7 @@ class GrantDecision:
     consent_required: bool
     valid_until: datetime
     quota_per_day: int | None
-    calls_today: int | None  # after this call; None without a quota or when not counted
+    calls_today: int | None  # after this call, once the caller has spent its unit; None before or without a quota
     revision: int
 
 
@@ -349,13 +351,8 @@ def check_grant(
     matter_code: str,
     fields: Sequence[str] | None,
     at: datetime,
-    count: bool = True,
 ) -> GrantDecision:
-    """Decide one call (module docstring for the order of refusals and the cache's staleness bound).
-
-    With ``count`` (the default) a grant with a daily quota has one call consumed in the caller's
-    transaction (``consume_quota``): a refused or rolled-back call gives it back.
-    """
+    """Decide one call (module docstring for the order of refusals and the cache's staleness bound); counts nothing."""
     snapshots = cache.grants(session, consumer_code, resource_code)
     if not snapshots:
         raise GrantMissing(f"department {consumer_code} holds no grant for resource {resource_code}")
@@ -373,14 +370,11 @@ def check_grant(
             raise GrantSuspended("the grant is suspended", **_ids(in_window))
         raise GrantRevoked("the grant has been revoked", **_ids(in_window))
     grant, granted = _choose(usable, fields)
-    calls = None
-    if count and grant.quota_per_day is not None:
-        calls = consume_quota(session, grant.id, local_day(at), quota=grant.quota_per_day, at=at)
     return GrantDecision(
         grant_id=grant.id, consumer_code=grant.consumer_code, provider_code=grant.provider_code,
         resource_code=grant.resource_code, matter_code=matter_code, fields=granted,
         consent_required=grant.consent_required, valid_until=grant.valid_until, quota_per_day=grant.quota_per_day,
-        calls_today=calls, revision=grant.revision,
+        calls_today=None, revision=grant.revision,
     )  # fmt: skip
 
 
@@ -409,39 +403,6 @@ def seconds_to_local_midnight(at: datetime) -> int:
     local = at.astimezone(LOCAL_TZ)
     midnight = datetime.combine(local.date() + timedelta(days=1), datetime.min.time(), LOCAL_TZ)
     return max(1, math.ceil((midnight - local).total_seconds()))
-
-
-def consume_quota(
-    session: Session, grant_id: str, day: date, *, quota: int | None = None, at: datetime | None = None
-) -> int:
-    """Count one call under ``grant_id`` on local ``day``; returns the day's calls including this one.
-
-    One atomic upsert (``INSERT … ON CONFLICT DO UPDATE … WHERE calls < quota RETURNING calls``, both
-    PostgreSQL and SQLite ≥ 3.35): concurrent callers serialise on the row, and a call past the quota
-    returns no row and writes nothing. ``quota`` defaults to the grant's stored ``quota_per_day``
-    (a grant without a quota is counted, never refused).
-    """
-    if quota is None:
-        quota = session.scalar(select(Grant.quota_per_day).where(Grant.id == grant_id))
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    stmt = (
-        insert(GrantUsage)
-        .values(grant_id=grant_id, day=day, calls=1)
-        .on_conflict_do_update(
-            index_elements=["grant_id", "day"],
-            set_={"calls": GrantUsage.calls + 1},
-            where=None if quota is None else GrantUsage.calls < quota,
-        )
-        .returning(GrantUsage.calls)
-    )
-    calls = session.execute(stmt).scalar_one_or_none()
-    if calls is None:
-        moment = at or datetime.combine(day, datetime.min.time(), LOCAL_TZ)
-        raise GrantQuotaExceeded(
-            f"the grant allows {quota} calls a day; the quota starts afresh at local midnight",
-            retry_after=seconds_to_local_midnight(moment), grant_id=grant_id, quota_per_day=quota,
-        )  # fmt: skip
-    return int(calls)
 
 
 def lock_usage(session: Session, grant_ids: Collection[str], day: date) -> dict[str, int]:

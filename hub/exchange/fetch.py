@@ -134,7 +134,7 @@ def decide(
         raise GrantMissing(f"licence type {type_code} is not published in the catalogue")
     return check_grant(
         session, cache, consumer_code=request.department_code, resource_code=resource,
-        matter_code=request.matter_code, fields=request.fields, at=at, count=False,
+        matter_code=request.matter_code, fields=request.fields, at=at,
     )  # fmt: skip
 
 
@@ -214,7 +214,7 @@ def _decide_grants(
                 raise GrantMissing(f"licence type {named.type_code} is not published in the catalogue")
             decision = check_grant(
                 session, cache, consumer_code=request.department_code, resource_code=resource,
-                matter_code=request.matter_code, fields=request.fields, at=at, count=False,
+                matter_code=request.matter_code, fields=request.fields, at=at,
             )  # fmt: skip
         except DomainError as exc:
             refused[i] = exc

@@ -241,47 +241,44 @@ def test_window_is_checked_even_if_the_job_has_not_run(ckit: CatalogKit) -> None
     assert _refused(ckit.runtime, GrantCache(), grant) == "grant_expired"
 
 
-def test_quota_refuses_the_call_after_the_last_and_does_not_count_it(ckit: CatalogKit) -> None:
+def test_a_decision_counts_nothing_and_says_the_quota(ckit: CatalogKit) -> None:
     grant = granted(ckit, quota_per_day=3)
-    runtime, cache = ckit.runtime, GrantCache()
-    at = utcnow()
-    assert [_check(runtime, cache, grant, at=at).calls_today for _ in range(3)] == [1, 2, 3]
-    with pytest.raises(grant_check.GrantQuotaExceeded) as caught:
-        _check(runtime, cache, grant, at=at)
-    exc = caught.value
-    assert (exc.status, exc.code) == (429, "grant_quota_exceeded")
-    assert int(exc.headers["Retry-After"]) == grant_check.seconds_to_local_midnight(at)
-    with runtime.session_scope() as session:
-        assert grant_check.usage(session, grant["id"], local_day(at)) == 3  # the refused call was not counted
-    assert _check(runtime, cache, grant, at=at, count=False).calls_today is None  # a preview counts nothing
-    tomorrow = at + timedelta(days=1)
-    assert _check(runtime, cache, grant, at=tomorrow).calls_today == 1
-
-
-def test_a_rolled_back_call_gives_its_quota_back(ckit: CatalogKit) -> None:
-    grant = granted(ckit, quota_per_day=1)
     runtime, cache, at = ckit.runtime, GrantCache(), utcnow()
-    session = runtime.session_factory()
-    try:
-        check_grant(
-            session, cache, consumer_code=grant["consumer_code"], resource_code=grant["resource_code"],
-            matter_code=MATTER, fields=None, at=at,
-        )  # fmt: skip
-        session.rollback()  # the exchange refused the fetch later in the same unit of work
-    finally:
-        session.close()
-    assert _check(runtime, cache, grant, at=at).calls_today == 1
+    decisions = [_check(runtime, cache, grant, at=at) for _ in range(5)]
+    assert {(d.quota_per_day, d.calls_today) for d in decisions} == {(3, None)}
+    with runtime.session_scope() as session:
+        assert grant_check.usage(session, grant["id"], local_day(at)) == 0  # the caller spends the quota
 
 
-def test_consume_quota_directly(ckit: CatalogKit) -> None:
-    grant = granted(ckit, quota_per_day=2)
+def test_usage_rows_are_created_at_zero_locked_and_counted_per_day(ckit: CatalogKit) -> None:
+    grant = granted(ckit, quota_per_day=3)
+    other = granted(ckit, quota_per_day=1)
     day = date(2026, 3, 6)
     with ckit.runtime.session_scope() as session:
-        assert grant_check.consume_quota(session, grant["id"], day) == 1  # quota read from the grant
-        assert grant_check.consume_quota(session, grant["id"], day) == 2
-        with pytest.raises(grant_check.GrantQuotaExceeded):
-            grant_check.consume_quota(session, grant["id"], day)
-        assert grant_check.usage(session, grant["id"], day) == 2
+        assert grant_check.lock_usage(session, [grant["id"], other["id"], grant["id"]], day) == {
+            grant["id"]: 0, other["id"]: 0,
+        }  # fmt: skip
+        grant_check.set_usage(session, {grant["id"]: 2}, day)
+    with ckit.runtime.session_scope() as session:
+        assert grant_check.lock_usage(session, [grant["id"]], day) == {grant["id"]: 2}  # an existing row is kept
+        assert grant_check.lock_usage(session, [grant["id"]], day + timedelta(days=1)) == {grant["id"]: 0}
+        assert grant_check.lock_usage(session, [], day) == {}
+        assert grant_check.usage(session, other["id"], day) == 0
+
+
+def test_a_rolled_back_count_gives_its_quota_back(ckit: CatalogKit) -> None:
+    grant = granted(ckit, quota_per_day=1)
+    day = date(2026, 3, 6)
+    session = ckit.runtime.session_factory()
+    try:
+        used = grant_check.lock_usage(session, [grant["id"]], day)
+        grant_check.set_usage(session, {grant["id"]: used[grant["id"]] + 1}, day)
+        assert grant_check.usage(session, grant["id"], day) == 1
+        session.rollback()  # the exchange's batch failed after counting
+    finally:
+        session.close()
+    with ckit.runtime.session_scope() as session:
+        assert grant_check.usage(session, grant["id"], day) == 0
 
 
 def test_seconds_to_local_midnight() -> None:
