@@ -10,6 +10,7 @@ from datetime import timedelta
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from hub.api.routes.scan import MAX_TOKEN
 from hub.clock import utcnow
 from hub.keys import service as keys
 from hub.keys.service import SigningKey
@@ -180,6 +181,26 @@ def test_presentation_refusals(kit: LicenceKit, runtime: Runtime) -> None:
         f"/v1/me/licences/{ident}/presentations", json={"fields": ["salary"]}, headers=kit.holder_headers(holder)
     )
     assert response.status_code == 422 and response.json()["code"] == "presentation_field_unknown"
+
+
+def test_a_code_longer_than_the_bound_is_refused_before_any_check(kit: LicenceKit, runtime: Runtime) -> None:
+    """The scan route reads its path segment itself (no FastAPI parameter solving): same bound, same 422."""
+    committer = runtime.audit
+    before = committer.entries
+    response = kit.client.get("/v/" + "a" * (MAX_TOKEN + 1), headers={"Accept": "application/json"})
+    assert response.status_code == 422 and response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["code"] == "request_invalid" and problem["detail"].startswith("path.token:")
+    assert problem["errors"] == [
+        {"loc": ["path", "token"], "msg": f"String should have at most {MAX_TOKEN} characters",
+         "type": "string_too_long"},
+    ]  # fmt: skip
+    assert "a" * 64 not in problem["detail"] and committer.entries == before  # nothing echoed, nothing audited
+    at_bound = _scan(kit, "a" * MAX_TOKEN)  # as long as allowed: checked, refused and audited like any code
+    assert at_bound["verdict"] == "not_genuine" and at_bound["error_code"] == "presentation_malformed"
+    assert committer.entries == before + 1
+    token = kit.client.get("/openapi.json").json()["paths"]["/v/{token}"]["get"]["parameters"][0]
+    assert token["name"] == "token" and token["in"] == "path" and token["schema"]["maxLength"] == MAX_TOKEN
 
 
 def test_offline_verification_with_pyjwt_only(kit: LicenceKit) -> None:

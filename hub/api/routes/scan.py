@@ -6,14 +6,17 @@ against the licence holder before the verdict is sent.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import pydantic_core
 from fastapi import APIRouter, Request
 from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, Response
+from fastapi.routing import APIRoute
 from sqlalchemy.orm import Session
 
 from audit.entries import AuditEvent
@@ -24,10 +27,38 @@ from hub.observability import request_id_var
 from hub.runtime import Runtime
 from licences import holders
 
-router = APIRouter(tags=["public"])
 POOL_FREE_PREFIXES = ("/v/",)  # this router's paths: no thread pool, so their own admission lane (hub.api.admission)
 MAX_TOKEN = 4096  # a presentation token is ~1 kB; anything far larger is refused before parsing
 _VERDICT_CLASS = {"valid": "ok", "suspended": "warn", "code_expired": "warn"}
+
+
+class _TokenRoute(APIRoute):
+    """The scan route, whose handler reads its one input, the ``token`` path segment, itself.
+
+    FastAPI's request handler solves dependencies and validates parameters on every call: 16 % of a scan's
+    time on the event loop (py-spy, 64 clients), for a route that takes the request and one bounded string.
+    This handler checks the same bound and refuses with the same ``RequestValidationError`` (the app's
+    handler turns it into the 422 problem); the OpenAPI description still comes from the signature.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        endpoint = self.endpoint
+
+        async def handle(request: Request) -> Response:
+            token = request.path_params["token"]
+            if len(token) > MAX_TOKEN:
+                where, context = ("path", "token"), {"max_length": MAX_TOKEN}
+                message = f"String should have at most {MAX_TOKEN} characters"
+                raise RequestValidationError(
+                    [{"type": "string_too_long", "loc": where, "msg": message, "ctx": context}]
+                )
+            response: Response = await endpoint(request, token)
+            return response
+
+        return handle
+
+
+router = APIRouter(tags=["public"], route_class=_TokenRoute)
 
 
 @dataclass(frozen=True, slots=True)
