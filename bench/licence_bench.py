@@ -227,7 +227,7 @@ class ScanResult:
 
     def as_dict(self, bare_rps: float, bare_async_rps: float) -> dict[str, Any]:
         def row(m: Measurement) -> dict[str, Any]:
-            return m.as_dict(bare_rps) | {"ratio_to_bare_async": round(m.rps / bare_async_rps, 4)}
+            return m.as_dict(bare_rps, bare_async_rps=bare_async_rps)
 
         return {
             "token_scan": row(self.token), "static_scan": row(self.static),

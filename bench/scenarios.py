@@ -52,7 +52,14 @@ class Measurement:
         """Cores busy with neither server nor wrk (other work on the machine: a noise indicator)."""
         return max(0.0, self.machine_busy_s - self.server_cpu_s - self.wrk.cpu_s) / self.duration_s
 
-    def as_dict(self, bare_get_rps: float, bare_post_rps: float | None = None) -> dict[str, Any]:
+    def as_dict(
+        self, bare_get_rps: float, bare_post_rps: float | None = None, *, bare_async_rps: float | None = None
+    ) -> dict[str, Any]:
+        """Figures and their ratios to the bare endpoints measured in the same run.
+
+        ``ratio_to_bare`` is to ``bare_get_rps`` (the ``def`` endpoint); when given, ``ratio_to_bare_async`` is to
+        the ``async def`` endpoint (the one the targets are judged on) and ``ratio_to_bare_post_form`` to the form POST.
+        """
         result = self.wrk
         data: dict[str, Any] = {
             "rps": round(result.rps, 1),
@@ -61,6 +68,8 @@ class Measurement:
             "errors": result.errors,
             "ratio_to_bare": round(result.rps / bare_get_rps, 4),
         }
+        if bare_async_rps:
+            data["ratio_to_bare_async"] = round(result.rps / bare_async_rps, 4)
         if bare_post_rps:
             data["ratio_to_bare_post_form"] = round(result.rps / bare_post_rps, 4)
         data |= {

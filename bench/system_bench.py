@@ -84,8 +84,7 @@ class Call:
         """Ratios to both bare twins; the target is judged against the ``async def`` one (the like-for-like floor)."""
         ratio, ratio_def = self.measured.rps / bare_async_rps, self.measured.rps / bare_rps
         unaudited = max(0, self.answered - self.audited)
-        return self.measured.as_dict(bare_rps) | {
-            "ratio_to_bare_async": round(ratio, 4),
+        return self.measured.as_dict(bare_rps, bare_async_rps=bare_async_rps) | {
             "answered_2xx": self.answered, "audited_ok": self.audited, "unaudited": unaudited,
             "target_ratio": target, "target_met": ratio >= target,
             "target_met_against_def_baseline": ratio_def >= target,
@@ -377,7 +376,7 @@ def render(summary: dict[str, Any]) -> str:
                 "bare `POST /json-async`", result.get("bare_post_json_async_rps"))  # fmt: skip
             lines.append(
                 f"| {name} | {call} | {row['rps']} | {baseline[0]} | {baseline[1]} | "
-                f"{row.get('ratio_to_bare_async')} | ≥ {row['target_ratio']} | {row['p50_ms']} | {row['p99_ms']} | "
+                f"{row['ratio_to_bare_async']} | ≥ {row['target_ratio']} | {row['p50_ms']} | {row['p99_ms']} | "
                 f"{row['errors']} | {row['answered_2xx']} | {row['unaudited']} | {row['server_cpu_ms_per_req']} | "
                 f"{row['ratio_to_bare']} |"
             )
