@@ -15,14 +15,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from sqlalchemy import func, select
 
 from audit import service
-from audit.append import append
+from audit.append import append, append_direct
 from audit.committer import GroupCommitter, Waiter
 from audit.entries import AuditEvent, canonical, entry_leaf_hash
 from audit.models import STATE_ROW, AuditEntry, AuditState
 from bench.audit_common import POSTGRESQL, Backend, EventSource, make_event, percentile
+from bench.cpu import named_cpu_seconds
 from bench.scenarios import log
 from hub.runtime import build_runtime
 from hub.settings import Settings
@@ -335,7 +337,44 @@ def micro_costs(backend: Backend) -> dict[str, float]:
     python = ("event_build_us", "append_batch_us_per_entry", "receipt_sign_us", "future_handoff_us")
     costs["python_us_per_entry"] = round(sum(costs[k] for k in python), 2)
     costs["gil_bound_ceiling_entries_per_s"] = round(1e6 / costs["python_us_per_entry"], 0)
+    if backend.runtime.audit_dsn is not None:
+        costs |= machine_floor(backend.runtime.audit_dsn, events, costs)
     return costs
+
+
+def machine_floor(dsn: str, events: list[AuditEvent], costs: dict[str, float]) -> dict[str, float]:
+    """CPU per entry on the whole machine along the leanest append the hub has, and the cores the target needs.
+
+    The committer's own path (:func:`audit.append.append_direct`: canonical JSON, leaf hash, one sequencer
+    statement, COPY) on a plain psycopg connection, committed (durable) at full batches, with the CPU of
+    every PostgreSQL process (backend, WAL writer) read from /proc; plus building the event and signing
+    its receipt, as measured alone above. No thread hand-off, no SQLAlchemy, no profiler: what no design
+    on this stack gets under. Spread over every core perfectly, it bounds what the machine can append.
+    """
+    client, server, rounds = 0.0, 0.0, 5
+    with psycopg.connect(dsn) as connection:
+        for _ in range(rounds):
+            server_before, started = named_cpu_seconds("postgres"), time.process_time()
+            append_direct(connection, events)
+            connection.commit()
+            client += time.process_time() - started
+            server += named_cpu_seconds("postgres") - server_before
+    entries = rounds * len(events)
+    floor = {
+        "append_direct_client_us_per_entry": round(1e6 * client / entries, 2),
+        "postgres_server_us_per_entry": round(1e6 * server / entries, 2),
+    }
+    without_receipt = costs["event_build_us"] + sum(floor.values())
+    with_receipt = without_receipt + costs["receipt_sign_us"]
+    cores = os.cpu_count() or 1
+    return floor | {
+        "machine_floor_us_per_entry": round(with_receipt, 2),
+        "machine_floor_without_receipt_us_per_entry": round(without_receipt, 2),
+        "cores": cores,
+        "cores_needed_at_target": round(with_receipt * TARGET_ENTRIES_PER_S / 1e6, 2),
+        "cores_needed_at_target_without_receipt": round(without_receipt * TARGET_ENTRIES_PER_S / 1e6, 2),
+        "machine_ceiling_entries_per_s": round(cores * 1e6 / with_receipt, 0),
+    }
 
 
 # --- profile ------------------------------------------------------------------------------------------------
@@ -479,6 +518,23 @@ def profile_group(backend: Backend, source: EventSource) -> dict[str, Any]:
     }
 
 
+def _floor_note(micro: dict[str, float]) -> list[str]:
+    if "machine_floor_us_per_entry" not in micro:
+        return []
+    return [
+        (
+            f"Machine floor: the leanest append the hub has (append_direct at batches of {MICRO_BATCH}, committed, "
+            f"no hand-off) costs {micro['append_direct_client_us_per_entry']:.1f} µs of client CPU and "
+            f"{micro['postgres_server_us_per_entry']:.1f} µs of PostgreSQL CPU per entry; with building the event "
+            f"({micro['event_build_us']:.1f}) and signing its receipt ({micro['receipt_sign_us']:.1f}), "
+            f"{micro['machine_floor_us_per_entry']:.0f} µs. {TARGET_ENTRIES_PER_S} entries/s then needs "
+            f"{micro['cores_needed_at_target']} cores of CPU spread perfectly (this machine has {micro['cores']:.0f}; "
+            f"ceiling ≈ {micro['machine_ceiling_entries_per_s']:.0f} entries/s), or "
+            f"{micro['cores_needed_at_target_without_receipt']} without per-entry receipt signatures."
+        )
+    ]
+
+
 def where_time_goes(pg: dict[str, Any], micro: dict[str, float], profile: dict[str, Any]) -> list[str]:
     """Short notes from this run's own figures: the target, the CPU budget, the serial section, the profiles."""
     s = profile["shares_of_wall_time"]
@@ -530,6 +586,7 @@ def where_time_goes(pg: dict[str, Any], micro: dict[str, float], profile: dict[s
             "GIL, so that figure is mostly waiting to get it back)."
         ),
         f"CPU profile (per-thread CPU clock, all threads, own time): {cpu}.",
+        *_floor_note(micro),
         (
             "cProfile slows Python-heavy code (SQLAlchemy, rfc8785) more than C calls (Ed25519, SHA-256), so the "
             "shares are indicative; the isolated µs figures and the unprofiled cells are the numbers to quote."

@@ -21,6 +21,7 @@ commit), so the token scan is also measured with 8: that cell shows the latency 
 
 from __future__ import annotations
 
+import base64
 import collections
 import hashlib
 import json
@@ -28,6 +29,7 @@ import math
 import os
 import random
 import signal
+import sqlite3
 import subprocess
 import tempfile
 import threading
@@ -43,12 +45,14 @@ from typing import Any, Self, TypeVar
 import httpx
 import psycopg
 import redis
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import func, select
 
 from bench import hub_setup, report
 from bench.cpu import load_average, machine_busy_seconds, named_cpu_seconds, tree_cpu_seconds
 from bench.licence_report import LOCK_SAMPLE_INTERVAL_S
 from bench.loadgen import ensure_wrk, wrk_version
+from bench.scan_floor import receipt_message
 from bench.scenarios import Measurement, Run, log, measure
 from bench.servers import HOST, REPO, Server, free_port, hub_command, serving, uvicorn_bare_command, venv_bin
 from hub.codes import make_uscc
@@ -210,6 +214,7 @@ class Steps:
 
 
 SCAN_CONNECTIONS, SCAN_THREADS = 64, 2
+FLOOR_SHAPES = ("thread", "process")  # bench/scan_floor.py: committer thread (the hub's shape), committer process
 FEW_CONNECTIONS = 8
 
 
@@ -770,6 +775,50 @@ def _bare(run: Run, name: str) -> tuple[Measurement, Measurement]:
         return measured[0], measured[1]
 
 
+@dataclass(frozen=True)
+class FloorResult:
+    """The lean floor scan (bench/scan_floor.py) in one shape, and whether every answer was audited."""
+
+    shape: str
+    token: Measurement
+    audited: int
+    responses: int
+
+    def as_dict(self, bare_rps: float, bare_async_rps: float) -> dict[str, Any]:
+        return {"token_scan": self.token.as_dict(bare_rps, bare_async_rps=bare_async_rps),
+                "scans_audited": self.audited, "scans_answered": self.responses,
+                "every_answer_audited": self.audited >= self.responses}  # fmt: skip
+
+
+def run_floor(run: Run, shape: str) -> FloorResult:
+    """The floor scan served like the bare app; its answers, receipts and refusals checked before wrk."""
+    port, database = free_port(), run.tmp / f"floor-{shape}.db"
+    env = {**os.environ, "FLOOR_MODE": shape, "FLOOR_DB": str(database), "FLOOR_SOCKET": str(run.tmp / f"{shape}.sock")}
+    command = uvicorn_bare_command(port, app="bench.scan_floor:app")
+    with serving(f"floor-{shape}", command, port=port, env=env, log_dir=run.tmp, ready_path="/ping-async") as server:
+        with httpx.Client(base_url=server.base_url) as client:
+            published = client.get("/keys").raise_for_status().json()
+            token, warm = published["token"], 200
+            receipt_key = Ed25519PublicKey.from_public_bytes(base64.urlsafe_b64decode(published["receipt_key"] + "="))
+            for _ in range(warm):
+                answer = client.get(f"/floor/{token}").raise_for_status().json()
+                if answer["verdict"] != "valid":
+                    raise RuntimeError(f"floor-{shape} refused a good code: {answer}")
+            receipt = answer["receipt"]
+            leaf = bytes.fromhex(receipt["leaf_hash"])
+            message = receipt_message(receipt["leaf_index"], leaf, receipt["integrated_time"])
+            receipt_key.verify(base64.urlsafe_b64decode(receipt["signature"] + "=="), message)  # raises if forged
+            forged = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
+            if client.get(f"/floor/{forged}").raise_for_status().json()["verdict"] != "bad_code":
+                raise RuntimeError(f"floor-{shape} accepted a forged code")
+        measured = measure(run, server, f"/floor/{token}", connections=SCAN_CONNECTIONS, threads=SCAN_THREADS)
+        if server.process.poll() is not None:
+            raise RuntimeError(f"{server.name} died during the run:\n{server.log_tail()}")
+    with sqlite3.connect(database) as db:
+        audited = db.execute("select count(*) from audit").fetchone()[0]
+    return FloorResult(shape, measured, audited, warm + 1 + measured.wrk.requests)
+
+
 def run_scans(run: Run, *, skip_postgresql: bool) -> dict[str, Any]:
     """Bare GETs, the hub on SQLite and on PostgreSQL, bare again; ratios to the mean of the two bare runs.
 
@@ -785,6 +834,7 @@ def run_scans(run: Run, *, skip_postgresql: bool) -> dict[str, Any]:
     else:
         with hub_setup.throwaway_database() as url:
             results.append(run_scan(run, "postgresql", url))
+    floors = [run_floor(run, shape) for shape in FLOOR_SHAPES]
     closing, closing_async = _bare(run, "bare-licence-closing")
     bare = (opening.rps + closing.rps) / 2
     bare_async = (opening_async.rps + closing_async.rps) / 2
@@ -799,13 +849,14 @@ def run_scans(run: Run, *, skip_postgresql: bool) -> dict[str, Any]:
                  "closing_async": closing_async.as_dict(bare_async)},
         **{r.backend: r.as_dict(bare, bare_async) for r in results},
         **{name: {"skipped": why} for name, why in skipped.items()},
+        "floor": {f.shape: f.as_dict(bare, bare_async) for f in floors},
         "target_ratio": SCAN_TARGET_RATIO, "target_baseline": "bare GET, async def",
         "target_met": all(r.token.rps / bare_async >= SCAN_TARGET_RATIO for r in results),
         "target_met_against_def_baseline": all(r.token.rps / bare >= SCAN_TARGET_RATIO for r in results),
         "best_token_ratio": round(best, 3),
         "connections": SCAN_CONNECTIONS,
         "errors": sum(r.token.wrk.errors + r.static.wrk.errors + r.token_few.wrk.errors for r in results),
-        "unaudited": sum(r.audited < r.responses for r in results),
+        "unaudited": sum(r.audited < r.responses for r in results) + sum(f.audited < f.responses for f in floors),
     }  # fmt: skip
 
 

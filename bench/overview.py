@@ -109,6 +109,12 @@ def _licence(licence: dict[str, Any]) -> Iterator[Figure]:
             f"{scan['bare_get_rps']}", row["ratio_to_bare"], f"≥ {scan['target_ratio']}× (earlier baseline)",
             row["ratio_to_bare"] >= scan["target_ratio"],
         )  # fmt: skip
+    for shape, floor in scan.get("floor", {}).items():
+        row = floor["token_scan"]
+        yield Figure(
+            5, "lean floor scan, same work in minimal Python (req/s)", f"SQLite, committer {shape}", f"{row['rps']}",
+            f"bare GET, async def: {scan['bare_get_async_rps']}", row["ratio_to_bare_async"], "reference", None,
+        )  # fmt: skip
 
 
 def _catalog(catalog: dict[str, Any]) -> Iterator[Figure]:

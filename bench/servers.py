@@ -95,13 +95,13 @@ def serving(
         _stop(process)
 
 
-def uvicorn_bare_command(port: int, workers: int = 1) -> list[str]:
+def uvicorn_bare_command(port: int, workers: int = 1, app: str = "bench.bare_app:app") -> list[str]:
     """The baseline with the hub's uvicorn settings: ``workers`` processes, no access log, uvloop/httptools."""
     return [
         sys.executable,
         "-m",
         "uvicorn",
-        "bench.bare_app:app",
+        app,
         f"--host={HOST}",
         f"--port={port}",
         f"--workers={workers}",

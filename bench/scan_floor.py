@@ -1,0 +1,333 @@
+"""The least an audited token scan can cost on this machine: a same-run floor for the scan target (issue 5).
+
+``GET /floor/{token}`` does only the work no audited scan can skip, in as little Python as we could write:
+check the ES256 signature and expiry of a presentation token, read the licence's row, append one audit entry
+(RFC 8785-style sorted JSON, RFC 9162 leaf hash, HMAC holder reference) to an indexed SQLite table with
+``synchronous=FULL`` in a group commit, sign a receipt (Ed25519) over index, leaf hash and time, and answer
+only after the commit. It has none of the hub's middleware, SQLAlchemy, key rotation, status lists, disclosure
+rules or error handling, so it is not a scan route anyone should ship: it is the yardstick that tells whether a
+target is a matter of our code or of the machine.
+
+Two shapes, chosen by ``FLOOR_MODE``:
+
+- ``thread``: the hub's shape. One process; a committer thread takes every queued scan, checks, commits and
+  signs them as one batch, and wakes the event loop once per batch.
+- ``process``: the committer in a child process of its own, fed over a Unix socket (tokens one per line,
+  answers length-prefixed, in order), so it has a GIL (and a core) of its own.
+
+Written by hand rather than with PyJWT and SQLAlchemy on purpose: those are what the hub uses, and the
+floor must show the cost of the work itself, not of the libraries around it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import collections
+import contextlib
+import hashlib
+import hmac
+import json
+import logging
+import multiprocessing
+import os
+import queue
+import socket
+import sqlite3
+import struct
+import threading
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pydantic_core
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
+from fastapi import FastAPI
+from fastapi.responses import Response
+
+ACTION = "licence.presentation.scanned"
+LICENCE_IDENTIFIER = "12350100MB1234567X0010000010001A"
+_FRAME = struct.Struct("!I")
+_SCHEMA = """
+create table if not exists licences (id integer primary key, identifier text not null, status text not null,
+  holder_type text not null, holder_code text not null, validity_end text);
+create table if not exists audit (leaf_index integer primary key, leaf_hash blob not null, time text not null,
+  action text not null, outcome text not null, holder_ref text, identifier text, body blob not null);
+create index if not exists audit_holder on audit (holder_ref, leaf_index);
+create index if not exists audit_time on audit (time);
+create index if not exists audit_identifier on audit (identifier);
+insert or ignore into licences values (1, '12350100MB1234567X0010000010001A', 'valid', 'company',
+  '91350100M000100Y43', '2030-12-31');
+"""
+
+_READ = """select id, identifier, status, holder_type, holder_code, validity_end from licences
+  where id in (select value from json_each(?))"""
+
+
+def _b64e(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _b64d(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def receipt_message(leaf_index: int, leaf_hash: bytes, integrated_time: str) -> bytes:
+    """What a floor receipt signs (the bench checks a warm-up answer's receipt against the published key)."""
+    return leaf_index.to_bytes(8, "big") + leaf_hash + integrated_time.encode()
+
+
+class Keys:
+    """The floor's keys: the presentation key (ES256), the receipt key (Ed25519), the holder-reference key."""
+
+    def __init__(self, raw: tuple[bytes, bytes, bytes] | None = None) -> None:
+        if raw is None:
+            es = ec.generate_private_key(ec.SECP256R1())
+            es_der = es.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                                      serialization.NoEncryption())  # fmt: skip
+            raw = (es_der, ed25519.Ed25519PrivateKey.generate().private_bytes_raw(), os.urandom(32))
+        self.raw = raw
+        loaded = serialization.load_der_private_key(raw[0], None)
+        assert isinstance(loaded, ec.EllipticCurvePrivateKey)
+        self.presentation = loaded
+        self.receipts = ed25519.Ed25519PrivateKey.from_private_bytes(raw[1])
+        self.holder = raw[2]
+
+    def mint(self, lifetime_s: int = 300) -> str:
+        """A presentation token for licence 1, like the hub's: header, claims, raw r‖s signature."""
+        now = int(time.time())
+        header = _b64e(json.dumps({"alg": "ES256", "kid": "floor", "typ": "JWT"}).encode())
+        claims = {"iss": "http://floor", "lid": 1, "sub": LICENCE_IDENTIFIER, "type": "营业执照",
+                  "disclosed": {"名称": "福州某某科技有限公司", "法定代表人": "张三"}, "idx": 7, "iat": now,
+                  "exp": now + lifetime_s, "jti": _b64e(os.urandom(12))}  # fmt: skip
+        payload = _b64e(json.dumps(claims, ensure_ascii=False).encode())
+        r, s = decode_dss_signature(self.presentation.sign(f"{header}.{payload}".encode(), ec.ECDSA(hashes.SHA256())))
+        return f"{header}.{payload}.{_b64e(r.to_bytes(32, 'big') + s.to_bytes(32, 'big'))}"
+
+
+class Committer:
+    """Checks, records (one durable commit) and answers a batch of scans; the same code in both shapes."""
+
+    def __init__(self, path: str, keys: Keys) -> None:
+        self.keys = keys
+        self.verifier = keys.presentation.public_key()
+        self.ecdsa = ec.ECDSA(hashes.SHA256())
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.executescript(_SCHEMA)
+        self.next_index: int = self.db.execute("select coalesce(max(leaf_index) + 1, 0) from audit").fetchone()[0]
+
+    def _claims(self, token: str, now: int) -> dict[str, Any] | None:
+        try:
+            header, payload, signature = token.split(".")
+            raw = _b64d(signature)
+            der = encode_dss_signature(int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big"))
+            self.verifier.verify(der, f"{header}.{payload}".encode(), self.ecdsa)
+            claims: dict[str, Any] = json.loads(_b64d(payload))
+        except (ValueError, InvalidSignature):
+            return None
+        return claims if claims.get("exp", 0) > now else None
+
+    def scan_batch(self, tokens: list[str]) -> list[bytes]:
+        """Every token checked, their licences read in one query, their entries committed, then signed answers."""
+        now = int(time.time())
+        checked = [self._claims(token, now) for token in tokens]
+        ids = sorted({claims["lid"] for claims in checked if claims})
+        rows: dict[int, tuple[Any, ...]] = {}
+        if ids:
+            rows = {row[0]: row for row in self.db.execute(_READ, (json.dumps(ids),))}
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        entries: list[tuple[Any, ...]] = []
+        answers: list[tuple[int, bytes, str, dict[str, Any] | None]] = []
+        for claims in checked:
+            licence = rows.get(claims["lid"]) if claims else None
+            verdict = ("valid" if licence[2] == "valid" else licence[2]) if licence else "bad_code"
+            outcome = "ok" if licence else "denied"
+            holder_ref = None
+            if licence:
+                holder = f"{licence[3]}:{licence[4]}".encode()
+                holder_ref = hmac.new(self.keys.holder, holder, hashlib.sha256).hexdigest()
+            disclosed = claims["disclosed"] if claims and licence else {}
+            body = json.dumps(
+                {"action": ACTION, "actor": "anonymous", "actor_type": "public", "outcome": outcome, "time": stamp,
+                 "holder_ref": holder_ref, "certificate_identifier": licence[1] if licence else None,
+                 "fields": sorted(disclosed) or None, "extra": {"verdict": verdict}},
+                sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+            ).encode()  # fmt: skip
+            leaf = hashlib.sha256(b"\x00" + body).digest()
+            index = self.next_index + len(entries)
+            entries.append((index, leaf, stamp, ACTION, outcome, holder_ref, licence[1] if licence else None, body))
+            shown = None
+            if licence:
+                shown = {"identifier": licence[1], "status": licence[2], "validity_end": licence[5]}
+                shown["fields"] = disclosed
+            answers.append((index, leaf, verdict, shown))
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            self.db.executemany("insert into audit values (?, ?, ?, ?, ?, ?, ?, ?)", entries)
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.next_index += len(entries)
+        out = []
+        for index, leaf, verdict, shown in answers:
+            signature = self.keys.receipts.sign(receipt_message(index, leaf, stamp))
+            out.append(pydantic_core.to_json({
+                "verdict": verdict, "licence": shown,
+                "receipt": {"leaf_index": index, "leaf_hash": leaf.hex(), "integrated_time": stamp,
+                            "signature": _b64e(signature)},
+            }))  # fmt: skip
+        return out
+
+
+class ThreadShape:
+    """The hub's shape: a committer thread; the event loop is woken once per batch."""
+
+    def __init__(self, path: str, keys: Keys) -> None:
+        self.committer = Committer(path, keys)
+        self.queue: queue.SimpleQueue[tuple[str, asyncio.Future[bytes]]] = queue.SimpleQueue()
+        self.loop = asyncio.get_running_loop()
+        threading.Thread(target=self._run, name="floor-committer", daemon=True).start()
+
+    async def scan(self, token: str) -> bytes:
+        future: asyncio.Future[bytes] = self.loop.create_future()
+        self.queue.put((token, future))
+        return await future
+
+    def _run(self) -> None:
+        while True:
+            batch = [self.queue.get()]
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    batch.append(self.queue.get_nowait())
+            futures = [future for _, future in batch]
+            try:
+                answers: list[bytes] | BaseException = self.committer.scan_batch([token for token, _ in batch])
+            except Exception as exc:  # the batch's callers get a 500, not a hang
+                logging.getLogger(__name__).exception("floor batch failed")
+                answers = exc
+            self.loop.call_soon_threadsafe(_settle, futures, answers)
+
+
+def _settle(futures: list[asyncio.Future[bytes]], answers: list[bytes] | BaseException) -> None:
+    for at, future in enumerate(futures):
+        if future.done():
+            continue
+        if isinstance(answers, BaseException):
+            future.set_exception(answers)
+        else:
+            future.set_result(answers[at])
+
+
+def _serve_committer(path: str, raw: tuple[bytes, bytes, bytes], address: str, ready: Any) -> None:
+    """The child process: read whatever lines have arrived, answer them as one batch, in order."""
+    committer = Committer(path, Keys(raw))
+    with socket.socket(socket.AF_UNIX) as listener:
+        listener.bind(address)
+        listener.listen(1)
+        ready.set()
+        connection, _ = listener.accept()
+    pending = b""
+    with connection:
+        while True:
+            data = connection.recv(1 << 20)
+            if not data:
+                return
+            pending += data
+            if not pending.endswith(b"\n"):
+                continue  # a line cut in two by the socket: wait for its end
+            tokens, pending = pending.decode().split("\n")[:-1], b""
+            answers = committer.scan_batch(tokens)
+            frames = b"".join(_FRAME.pack(len(answer)) + answer for answer in answers)
+            connection.sendall(_FRAME.pack(len(frames)) + frames)
+
+
+class ProcessShape:
+    """The committer in a child process; every scan the loop has gathered in one turn goes in one write."""
+
+    def __init__(self) -> None:
+        self.waiting: collections.deque[asyncio.Future[bytes]] = collections.deque()
+        self.outgoing: list[str] = []
+        self.loop = asyncio.get_running_loop()
+
+    async def start(self, path: str, keys: Keys, address: str) -> None:
+        context = multiprocessing.get_context("spawn")
+        ready = context.Event()
+        self.child = context.Process(target=_serve_committer, args=(path, keys.raw, address, ready), daemon=True)
+        self.child.start()
+        if not await asyncio.to_thread(ready.wait, 30):
+            raise RuntimeError("the floor's committer process did not start")
+        self.reader, self.writer = await asyncio.open_unix_connection(address)
+        self.reading = self.loop.create_task(self._read())
+
+    async def scan(self, token: str) -> bytes:
+        future: asyncio.Future[bytes] = self.loop.create_future()
+        self.waiting.append(future)
+        if not self.outgoing:
+            self.loop.call_soon(self._flush)
+        self.outgoing.append(token)
+        return await future
+
+    def _flush(self) -> None:
+        self.writer.write("\n".join(self.outgoing).encode() + b"\n")
+        self.outgoing = []
+
+    async def _read(self) -> None:
+        try:
+            await self._read_frames()
+        finally:  # the child died or the socket broke: nobody waits forever
+            _settle(list(self.waiting), RuntimeError("the floor's committer process is gone"))
+            self.waiting.clear()
+
+    async def _read_frames(self) -> None:
+        while True:
+            (size,) = _FRAME.unpack(await self.reader.readexactly(_FRAME.size))
+            frames, at = await self.reader.readexactly(size), 0
+            while at < size:
+                (length,) = _FRAME.unpack_from(frames, at)
+                future = self.waiting.popleft()
+                if not future.done():
+                    future.set_result(frames[at + 4 : at + 4 + length])
+                at += 4 + length
+
+
+_state: dict[str, Any] = {}
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(_: FastAPI) -> AsyncIterator[None]:
+    keys = Keys()
+    path = os.environ.get("FLOOR_DB", "floor.db")
+    shape: ThreadShape | ProcessShape
+    if os.environ.get("FLOOR_MODE", "thread") == "process":
+        shape = ProcessShape()
+        await shape.start(path, keys, os.environ.get("FLOOR_SOCKET", path + ".sock"))
+    else:
+        shape = ThreadShape(path, keys)
+    _state.update(keys=keys, shape=shape)
+    yield
+
+
+app = FastAPI(lifespan=_lifespan)
+
+
+@app.get("/ping-async")
+async def ping_async() -> dict[str, bool]:
+    return {"ok": True}
+
+
+@app.get("/keys")
+async def published_keys() -> dict[str, str]:
+    """A fresh token (5 minutes) and the receipt key, for the bench's checks."""
+    keys: Keys = _state["keys"]
+    return {"token": keys.mint(), "receipt_key": _b64e(keys.receipts.public_key().public_bytes_raw())}
+
+
+@app.get("/floor/{token}")
+async def floor(token: str) -> Response:
+    return Response(await _state["shape"].scan(token), media_type="application/json")
