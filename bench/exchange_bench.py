@@ -26,6 +26,7 @@ import json
 import os
 import random
 import secrets
+import sqlite3
 import tempfile
 import time
 from collections.abc import Iterator
@@ -41,8 +42,9 @@ from sqlalchemy import Engine, func, insert, select
 from audit.models import AuditEntry
 from bench import hub_setup, report
 from bench.cpu import load_average
-from bench.licence_bench import _settings_from
+from bench.licence_bench import FLOOR_SHAPES, _settings_from
 from bench.loadgen import ensure_wrk
+from bench.scan_floor import FLOOR_LICENCES, VERIFY_PREFIX
 from bench.scenarios import Measurement, Run, log, measure
 from bench.servers import free_port, hub_command, serving, uvicorn_bare_command
 from hub.db import make_engine
@@ -256,6 +258,28 @@ def _bare(run: Run, tmp: Path, name: str) -> tuple[Measurement, Measurement]:
         return medians[0], medians[1]
 
 
+def _floor(run: Run, shape: str) -> tuple[Measurement, int, int]:
+    """The verify floor (bench/scan_floor.py, SQLite) in one shape: its median run, 2xx answers, audit rows."""
+    work = Path(tempfile.mkdtemp(prefix=f"floor-{shape}-", dir=run.tmp))
+    bodies = work / "bodies.jsonl"
+    with bodies.open("w") as fh:
+        for n in range(SAMPLE):
+            fh.write(json.dumps({"certificate_identifier": f"{VERIFY_PREFIX}{2 + n % (FLOOR_LICENCES - 1)}"}) + "\n")
+    env = {**os.environ, "FLOOR_MODE": shape, "FLOOR_DB": str(work / "floor.db"),
+           "FLOOR_SOCKET": str(work / "committer.sock")}  # fmt: skip
+    port = free_port()
+    command = uvicorn_bare_command(port, app="bench.scan_floor:app")
+    with serving(f"floor-{shape}", command, port=port, env=env, log_dir=work, ready_path="/ping-async") as server:
+        answer = httpx.post(f"{server.base_url}/floor/verify", json={"certificate_identifier": f"{VERIFY_PREFIX}2"})
+        if answer.raise_for_status().json()["status"] != "valid":
+            raise RuntimeError(f"floor-{shape} verify answered {answer.text[:300]}")
+        _warm(server.base_url, "/floor/verify", bodies, {})
+        measured, answered = median_calls(run, server, "/floor/verify", bodies, {})
+    with sqlite3.connect(work / "floor.db") as db:
+        audited = int(db.execute("select count(*) from audit where outcome = 'ok'").fetchone()[0])
+    return measured, 1 + WARM + answered, audited
+
+
 def median_calls(run: Run, server: Any, path: str, bodies: Path, headers: dict[str, str]) -> tuple[Measurement, int]:
     """``REPEATS`` wrk runs: the median one by req/s (all runs' req/s in its extra), and all runs' 2xx answers."""
     runs = [load_calls(run, server, path, bodies, headers) for _ in range(REPEATS)]
@@ -317,6 +341,7 @@ def run_exchange(run: Run, database_url: str) -> dict[str, Any]:
         log(f"exchange: COPY {SECOND_SIZE - FIRST_SIZE:,} more licences")
         loads["second_s"] = round(bulk_licences(seeded, FIRST_SIZE, SECOND_SIZE - FIRST_SIZE), 1)
         sizes[SECOND_SIZE] = measure_size(run, hub, seeded, SECOND_SIZE, headers)
+    floors = {shape: _floor(run, shape) for shape in FLOOR_SHAPES}
     closing, closing_async = _bare(run, run.tmp, "bare-exchange-closing")
     bare = (opening.rps + closing.rps) / 2
     bare_async = (opening_async.rps + closing_async.rps) / 2
@@ -339,6 +364,7 @@ def run_exchange(run: Run, database_url: str) -> dict[str, Any]:
     }
     errors = sum(m.wrk.errors for calls in sizes.values() for m, _, _ in calls.values())
     unaudited = sum(max(0, a - b) for calls in sizes.values() for _, a, b in calls.values())
+    unaudited += sum(max(0, a - b) for _, a, b in floors.values())
     return {
         "bare_json_rps": round(bare, 1),
         "bare_json_async_rps": round(bare_async, 1),
@@ -350,6 +376,9 @@ def run_exchange(run: Run, database_url: str) -> dict[str, Any]:
         },
         "bulk_load_s": loads,
         **results,
+        "floor_verify": {
+            shape: _row(m, (bare, bare_async), answered, audited) for shape, (m, answered, audited) in floors.items()
+        },
         "target_baseline": "bare POST /json-async (async def)",
         "ratios_at_100k": ratios,
         "ratios_at_100k_to_def_baseline": ratios_def,
@@ -425,9 +454,22 @@ def render(summary: dict[str, Any]) -> str:
                 f"{row['p50_ms']} | {row['p99_ms']} | {row['errors']} | {row['answered_2xx']} | {row['audited_ok']} | "
                 f"{row['server_cpu_ms_per_req']} |"
             )
+    for shape, row in summary.get("floor_verify", {}).items():
+        lines.append(
+            f"| floor, committer {shape} | `POST /floor/verify` | {row['rps']} | {row.get('runs_rps')} | "
+            f"{row['ratio_to_bare_async']} | {row['ratio_to_bare']} | {row['p50_ms']} | {row['p99_ms']} | "
+            f"{row['errors']} | {row['answered_2xx']} | {row['audited_ok']} | {row['server_cpu_ms_per_req']} |"
+        )
     met = summary["target_met"]
     lines += [
         "",
+        (
+            "- Floor rows (bench/scan_floor.py, SQLite with `synchronous=FULL`, 1,000 licences): the work no "
+            "audited verify can skip (one licence read by identifier, one audit entry in a group commit, an "
+            "Ed25519 receipt, the answer after the commit) in minimal Python, served like the bare app; with "
+            "a committer thread (the hub's shape) and with a committer process. They show how much of the gap "
+            "is our code and how much is the machine."
+        ),
         f"- targets {summary['targets']}: {met}",
         f"- ratios at 100k: {summary['ratios_at_100k']}; p50 growth 100k → 1M: {summary['p50_growth_100k_to_1m']}",
         (

@@ -792,8 +792,9 @@ class FloorResult:
 
 def run_floor(run: Run, shape: str) -> FloorResult:
     """The floor scan served like the bare app; its answers, receipts and refusals checked before wrk."""
-    port, database = free_port(), run.tmp / f"floor-{shape}.db"
-    env = {**os.environ, "FLOOR_MODE": shape, "FLOOR_DB": str(database), "FLOOR_SOCKET": str(run.tmp / f"{shape}.sock")}
+    port, work = free_port(), Path(tempfile.mkdtemp(prefix=f"floor-{shape}-", dir=run.tmp))  # fresh each call
+    database = work / "floor.db"
+    env = {**os.environ, "FLOOR_MODE": shape, "FLOOR_DB": str(database), "FLOOR_SOCKET": str(work / "committer.sock")}
     command = uvicorn_bare_command(port, app="bench.scan_floor:app")
     with serving(f"floor-{shape}", command, port=port, env=env, log_dir=run.tmp, ready_path="/ping-async") as server:
         with httpx.Client(base_url=server.base_url) as client:

@@ -158,6 +158,12 @@ def _exchange(exchange: dict[str, Any]) -> Iterator[Figure]:
                 f"bare POST /json, def (thread pool): {exchange['bare_json_rps']}", row["ratio_to_bare"],
                 f"≥ {target}× (earlier baseline)", row["ratio_to_bare"] >= target,
             )  # fmt: skip
+    for shape, row in exchange.get("floor_verify", {}).items():
+        yield Figure(
+            7, "lean floor verify, same work in minimal Python (req/s)", f"SQLite, committer {shape}",
+            f"{row['rps']}", f"bare POST /json-async: {exchange['bare_json_async_rps']}", row["ratio_to_bare_async"],
+            "reference", None,
+        )  # fmt: skip
     yield Figure(7, "exchange worst p99 (ms)", "PostgreSQL, 1 process", f"{exchange['worst_p99_ms']}", "", None,
                  f"< {targets['p99_ms']:g} ms", bool(met["p99_ms"]))  # fmt: skip
     growth = ", ".join(f"{call} {change:+.0%}" for call, change in exchange["p50_growth_100k_to_1m"].items())

@@ -48,8 +48,13 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from fastapi import FastAPI
 from fastapi.responses import Response
 
-ACTION = "licence.presentation.scanned"
+from bench.bare_app import VerifyBody, json_body_async, ping_async
+
+SCANNED = "licence.presentation.scanned"
+VERIFIED = "exchange.licence.verified"
+FLOOR_LICENCES = 1000  # licences 1..1000; number n has identifier VERIFY_PREFIX + n
 LICENCE_IDENTIFIER = "12350100MB1234567X0010000010001A"
+VERIFY_PREFIX = "1.2.156.3005.2.FLOOR."
 _FRAME = struct.Struct("!I")
 _SCHEMA = """
 create table if not exists licences (id integer primary key, identifier text not null, status text not null,
@@ -59,12 +64,17 @@ create table if not exists audit (leaf_index integer primary key, leaf_hash blob
 create index if not exists audit_holder on audit (holder_ref, leaf_index);
 create index if not exists audit_time on audit (time);
 create index if not exists audit_identifier on audit (identifier);
+create unique index if not exists licence_identifier on licences (identifier);
 insert or ignore into licences values (1, '12350100MB1234567X0010000010001A', 'valid', 'company',
   '91350100M000100Y43', '2030-12-31');
+with recursive n(i) as (select 2 union all select i + 1 from n where i < 1000)
+insert or ignore into licences select i, '1.2.156.3005.2.FLOOR.' || i, 'valid', 'company',
+  printf('91350100M%09d', i), '2030-12-31' from n;
 """
 
-_READ = """select id, identifier, status, holder_type, holder_code, validity_end from licences
-  where id in (select value from json_each(?))"""
+_COLUMNS = "id, identifier, status, holder_type, holder_code, validity_end"
+_READ_BY_ID = f"select {_COLUMNS} from licences where id in (select value from json_each(?))"  # noqa: S608
+_READ_BY_IDENTIFIER = f"select {_COLUMNS} from licences where identifier in (select value from json_each(?))"  # noqa: S608
 
 
 def _b64e(data: bytes) -> str:
@@ -132,40 +142,38 @@ class Committer:
             return None
         return claims if claims.get("exp", 0) > now else None
 
-    def scan_batch(self, tokens: list[str]) -> list[bytes]:
-        """Every token checked, their licences read in one query, their entries committed, then signed answers."""
-        now = int(time.time())
-        checked = [self._claims(token, now) for token in tokens]
-        ids = sorted({claims["lid"] for claims in checked if claims})
-        rows: dict[int, tuple[Any, ...]] = {}
-        if ids:
-            rows = {row[0]: row for row in self.db.execute(_READ, (json.dumps(ids),))}
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    def batch(self, requests: list[str]) -> list[bytes]:
+        """One batch of ``s:<token>`` scans and ``v:<identifier>`` verifies: checked, read, committed, signed.
+
+        Every code is checked, the batch's licences are read in one query per key, every request's entry
+        is committed in one transaction, then each answer gets its signed receipt; answers keep the order.
+        """
+        now, stamp = int(time.time()), time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        claims = {at: self._claims(r[2:], now) for at, r in enumerate(requests) if r.startswith("s:")}
+        by_id = self._read(_READ_BY_ID, sorted({c["lid"] for c in claims.values() if c}))
+        by_identifier = self._read(_READ_BY_IDENTIFIER, sorted({r[2:] for r in requests if r.startswith("v:")}))
         entries: list[tuple[Any, ...]] = []
-        answers: list[tuple[int, bytes, str, dict[str, Any] | None]] = []
-        for claims in checked:
-            licence = rows.get(claims["lid"]) if claims else None
-            verdict = ("valid" if licence[2] == "valid" else licence[2]) if licence else "bad_code"
-            outcome = "ok" if licence else "denied"
-            holder_ref = None
-            if licence:
-                holder = f"{licence[3]}:{licence[4]}".encode()
-                holder_ref = hmac.new(self.keys.holder, holder, hashlib.sha256).hexdigest()
-            disclosed = claims["disclosed"] if claims and licence else {}
-            body = json.dumps(
-                {"action": ACTION, "actor": "anonymous", "actor_type": "public", "outcome": outcome, "time": stamp,
-                 "holder_ref": holder_ref, "certificate_identifier": licence[1] if licence else None,
-                 "fields": sorted(disclosed) or None, "extra": {"verdict": verdict}},
-                sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-            ).encode()  # fmt: skip
-            leaf = hashlib.sha256(b"\x00" + body).digest()
-            index = self.next_index + len(entries)
-            entries.append((index, leaf, stamp, ACTION, outcome, holder_ref, licence[1] if licence else None, body))
-            shown = None
-            if licence:
-                shown = {"identifier": licence[1], "status": licence[2], "validity_end": licence[5]}
-                shown["fields"] = disclosed
-            answers.append((index, leaf, verdict, shown))
+        answers: list[dict[str, Any]] = []
+        for at, request in enumerate(requests):
+            if request.startswith("s:"):
+                scanned = claims[at]
+                licence = by_id.get(scanned["lid"]) if scanned else None
+                verdict = ("valid" if licence[2] == "valid" else licence[2]) if licence else "bad_code"
+                disclosed = scanned["disclosed"] if scanned and licence else {}
+                extra: dict[str, Any] = {"verdict": verdict}
+                action, actor_type, fields = SCANNED, "public", sorted(disclosed) or None
+                answer: dict[str, Any] = {"verdict": verdict, "licence": None}
+                if licence:
+                    answer["licence"] = {"identifier": licence[1], "status": licence[2], "validity_end": licence[5]}
+                    answer["licence"]["fields"] = disclosed
+            else:
+                licence = by_identifier.get(request[2:])
+                action, actor_type, fields, extra = VERIFIED, "department", None, {}
+                answer = {"certificate_identifier": request[2:], "status": licence[2] if licence else "not_found",
+                          "valid_until": licence[5] if licence else None}  # fmt: skip
+            entries.append(self._entry(len(entries), action, actor_type=actor_type, licence=licence, fields=fields,
+                                       extra=extra, stamp=stamp))  # fmt: skip
+            answers.append(answer)
         self.db.execute("BEGIN IMMEDIATE")
         try:
             self.db.executemany("insert into audit values (?, ?, ?, ?, ?, ?, ?, ?)", entries)
@@ -175,14 +183,45 @@ class Committer:
             raise
         self.next_index += len(entries)
         out = []
-        for index, leaf, verdict, shown in answers:
+        for (index, leaf, *_), answer in zip(entries, answers, strict=True):
             signature = self.keys.receipts.sign(receipt_message(index, leaf, stamp))
-            out.append(pydantic_core.to_json({
-                "verdict": verdict, "licence": shown,
-                "receipt": {"leaf_index": index, "leaf_hash": leaf.hex(), "integrated_time": stamp,
-                            "signature": _b64e(signature)},
-            }))  # fmt: skip
+            answer["receipt"] = {"leaf_index": index, "leaf_hash": leaf.hex(), "integrated_time": stamp,
+                                 "signature": _b64e(signature)}  # fmt: skip
+            out.append(pydantic_core.to_json(answer))
         return out
+
+    def _read(self, query: str, keys: list[Any]) -> dict[Any, tuple[Any, ...]]:
+        if not keys:
+            return {}
+        key = 0 if query is _READ_BY_ID else 1
+        return {row[key]: row for row in self.db.execute(query, (json.dumps(keys),))}
+
+    def _entry(
+        self,
+        offset: int,
+        action: str,
+        *,
+        actor_type: str,
+        licence: tuple[Any, ...] | None,
+        fields: list[str] | None,
+        extra: dict[str, Any],
+        stamp: str,
+    ) -> tuple[Any, ...]:
+        """An audit row: sorted-key JSON body, its RFC 9162 leaf hash, the HMAC holder reference."""
+        holder_ref = None
+        if licence:
+            holder = f"{licence[3]}:{licence[4]}".encode()
+            holder_ref = hmac.new(self.keys.holder, holder, hashlib.sha256).hexdigest()
+        outcome = "ok" if licence else "denied"
+        identifier = licence[1] if licence else None
+        body = json.dumps(
+            {"action": action, "actor": "anonymous" if actor_type == "public" else "floor", "actor_type": actor_type,
+             "outcome": outcome, "time": stamp, "holder_ref": holder_ref, "certificate_identifier": identifier,
+             "fields": fields, "extra": extra},
+            sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+        ).encode()  # fmt: skip
+        leaf = hashlib.sha256(b"\x00" + body).digest()
+        return (self.next_index + offset, leaf, stamp, action, outcome, holder_ref, identifier, body)
 
 
 class ThreadShape:
@@ -194,9 +233,9 @@ class ThreadShape:
         self.loop = asyncio.get_running_loop()
         threading.Thread(target=self._run, name="floor-committer", daemon=True).start()
 
-    async def scan(self, token: str) -> bytes:
+    async def call(self, request: str) -> bytes:
         future: asyncio.Future[bytes] = self.loop.create_future()
-        self.queue.put((token, future))
+        self.queue.put((request, future))
         return await future
 
     def _run(self) -> None:
@@ -207,7 +246,7 @@ class ThreadShape:
                     batch.append(self.queue.get_nowait())
             futures = [future for _, future in batch]
             try:
-                answers: list[bytes] | BaseException = self.committer.scan_batch([token for token, _ in batch])
+                answers: list[bytes] | BaseException = self.committer.batch([request for request, _ in batch])
             except Exception as exc:  # the batch's callers get a 500, not a hang
                 logging.getLogger(__name__).exception("floor batch failed")
                 answers = exc
@@ -241,8 +280,8 @@ def _serve_committer(path: str, raw: tuple[bytes, bytes, bytes], address: str, r
             pending += data
             if not pending.endswith(b"\n"):
                 continue  # a line cut in two by the socket: wait for its end
-            tokens, pending = pending.decode().split("\n")[:-1], b""
-            answers = committer.scan_batch(tokens)
+            requests, pending = pending.decode().split("\n")[:-1], b""
+            answers = committer.batch(requests)
             frames = b"".join(_FRAME.pack(len(answer)) + answer for answer in answers)
             connection.sendall(_FRAME.pack(len(frames)) + frames)
 
@@ -265,12 +304,12 @@ class ProcessShape:
         self.reader, self.writer = await asyncio.open_unix_connection(address)
         self.reading = self.loop.create_task(self._read())
 
-    async def scan(self, token: str) -> bytes:
+    async def call(self, request: str) -> bytes:
         future: asyncio.Future[bytes] = self.loop.create_future()
         self.waiting.append(future)
         if not self.outgoing:
             self.loop.call_soon(self._flush)
-        self.outgoing.append(token)
+        self.outgoing.append(request)
         return await future
 
     def _flush(self) -> None:
@@ -314,11 +353,8 @@ async def _lifespan(_: FastAPI) -> AsyncIterator[None]:
 
 
 app = FastAPI(lifespan=_lifespan)
-
-
-@app.get("/ping-async")
-async def ping_async() -> dict[str, bool]:
-    return {"ok": True}
+app.get("/ping-async")(ping_async)  # the bare endpoints, for readiness checks and ad-hoc comparisons
+app.post("/json-async")(json_body_async)
 
 
 @app.get("/keys")
@@ -330,4 +366,10 @@ async def published_keys() -> dict[str, str]:
 
 @app.get("/floor/{token}")
 async def floor(token: str) -> Response:
-    return Response(await _state["shape"].scan(token), media_type="application/json")
+    return Response(await _state["shape"].call(f"s:{token}"), media_type="application/json")
+
+
+@app.post("/floor/verify")
+async def floor_verify(body: VerifyBody) -> Response:
+    """The exchange verify's floor: status and validity of a licence by identifier, audited, with a receipt."""
+    return Response(await _state["shape"].call(f"v:{body.certificate_identifier}"), media_type="application/json")
