@@ -307,7 +307,11 @@ def _handoff_us(rounds: int = 2000) -> tuple[float, float]:
 
 
 def micro_costs(backend: Backend) -> dict[str, float]:
-    """Per-entry costs measured alone (no profiler), in µs: what one entry costs the single GIL."""
+    """Per-entry costs measured alone (no profiler), in µs: what one entry costs the single GIL; the machine floor."""
+    dsn = backend.runtime.audit_dsn
+    if dsn is None:
+        msg = "micro_costs measures the PostgreSQL committer's path: the backend has no audit DSN"
+        raise RuntimeError(msg)
     signer = backend.runtime.audit_signer
     events = [make_event(n) for n in range(MICRO_BATCH)]
     bodies = [canonical(e.to_entry()) for e in events]
@@ -337,9 +341,7 @@ def micro_costs(backend: Backend) -> dict[str, float]:
     python = ("event_build_us", "append_batch_us_per_entry", "receipt_sign_us", "future_handoff_us")
     costs["python_us_per_entry"] = round(sum(costs[k] for k in python), 2)
     costs["gil_bound_ceiling_entries_per_s"] = round(1e6 / costs["python_us_per_entry"], 0)
-    if backend.runtime.audit_dsn is not None:
-        costs |= machine_floor(backend.runtime.audit_dsn, events, costs)
-    return costs
+    return costs | machine_floor(dsn, events, costs)
 
 
 def machine_floor(dsn: str, events: list[AuditEvent], costs: dict[str, float]) -> dict[str, float]:
@@ -518,21 +520,17 @@ def profile_group(backend: Backend, source: EventSource) -> dict[str, Any]:
     }
 
 
-def _floor_note(micro: dict[str, float]) -> list[str]:
-    if "machine_floor_us_per_entry" not in micro:
-        return []
-    return [
-        (
-            f"Machine floor: the leanest append the hub has (append_direct at batches of {MICRO_BATCH}, committed, "
-            f"no hand-off) costs {micro['append_direct_client_us_per_entry']:.1f} µs of client CPU and "
-            f"{micro['postgres_server_us_per_entry']:.1f} µs of PostgreSQL CPU per entry; with building the event "
-            f"({micro['event_build_us']:.1f}) and signing its receipt ({micro['receipt_sign_us']:.1f}), "
-            f"{micro['machine_floor_us_per_entry']:.0f} µs. {TARGET_ENTRIES_PER_S} entries/s then needs "
-            f"{micro['cores_needed_at_target']} cores of CPU spread perfectly (this machine has {micro['cores']:.0f}; "
-            f"ceiling ≈ {micro['machine_ceiling_entries_per_s']:.0f} entries/s), or "
-            f"{micro['cores_needed_at_target_without_receipt']} without per-entry receipt signatures."
-        )
-    ]
+def _floor_note(micro: dict[str, float]) -> str:
+    return (
+        f"Machine floor: the leanest append the hub has (append_direct at batches of {MICRO_BATCH}, committed, "
+        f"no hand-off) costs {micro['append_direct_client_us_per_entry']:.1f} µs of client CPU and "
+        f"{micro['postgres_server_us_per_entry']:.1f} µs of PostgreSQL CPU per entry; with building the event "
+        f"({micro['event_build_us']:.1f}) and signing its receipt ({micro['receipt_sign_us']:.1f}), "
+        f"{micro['machine_floor_us_per_entry']:.0f} µs. {TARGET_ENTRIES_PER_S} entries/s then needs "
+        f"{micro['cores_needed_at_target']} cores of CPU spread perfectly (this machine has {micro['cores']:.0f}; "
+        f"ceiling ≈ {micro['machine_ceiling_entries_per_s']:.0f} entries/s), or "
+        f"{micro['cores_needed_at_target_without_receipt']} without per-entry receipt signatures."
+    )
 
 
 def where_time_goes(pg: dict[str, Any], micro: dict[str, float], profile: dict[str, Any]) -> list[str]:
@@ -586,7 +584,7 @@ def where_time_goes(pg: dict[str, Any], micro: dict[str, float], profile: dict[s
             "GIL, so that figure is mostly waiting to get it back)."
         ),
         f"CPU profile (per-thread CPU clock, all threads, own time): {cpu}.",
-        *_floor_note(micro),
+        _floor_note(micro),
         (
             "cProfile slows Python-heavy code (SQLAlchemy, rfc8785) more than C calls (Ed25519, SHA-256), so the "
             "shares are indicative; the isolated µs figures and the unprofiled cells are the numbers to quote."

@@ -26,7 +26,6 @@ import json
 import os
 import random
 import secrets
-import sqlite3
 import tempfile
 import time
 from collections.abc import Iterator
@@ -42,9 +41,9 @@ from sqlalchemy import Engine, func, insert, select
 from audit.models import AuditEntry
 from bench import hub_setup, report
 from bench.cpu import load_average
-from bench.licence_bench import FLOOR_SHAPES, _settings_from
+from bench.licence_bench import _settings_from, floor_entries, floor_server
 from bench.loadgen import ensure_wrk
-from bench.scan_floor import FLOOR_LICENCES, VERIFY_PREFIX
+from bench.scan_floor import FLOOR_LICENCES, SHAPES, VERIFY_PREFIX
 from bench.scenarios import Measurement, Run, log, measure
 from bench.servers import free_port, hub_command, serving, uvicorn_bare_command
 from hub.db import make_engine
@@ -259,25 +258,20 @@ def _bare(run: Run, tmp: Path, name: str) -> tuple[Measurement, Measurement]:
 
 
 def _floor(run: Run, shape: str) -> tuple[Measurement, int, int]:
-    """The verify floor (bench/scan_floor.py, SQLite) in one shape: its median run, 2xx answers, audit rows."""
-    work = Path(tempfile.mkdtemp(prefix=f"floor-{shape}-", dir=run.tmp))
-    bodies = work / "bodies.jsonl"
-    with bodies.open("w") as fh:
-        for n in range(SAMPLE):
-            fh.write(json.dumps({"certificate_identifier": f"{VERIFY_PREFIX}{2 + n % (FLOOR_LICENCES - 1)}"}) + "\n")
-    env = {**os.environ, "FLOOR_MODE": shape, "FLOOR_DB": str(work / "floor.db"),
-           "FLOOR_SOCKET": str(work / "committer.sock")}  # fmt: skip
-    port = free_port()
-    command = uvicorn_bare_command(port, app="bench.scan_floor:app")
-    with serving(f"floor-{shape}", command, port=port, env=env, log_dir=work, ready_path="/ping-async") as server:
+    """The verify floor (bench/scan_floor.py, SQLite) in one shape: its median run, 2xx answers, ok entries."""
+    bodies = run.tmp / "floor-bodies.jsonl"
+    if not bodies.exists():
+        with bodies.open("w") as fh:
+            for n in range(SAMPLE):
+                number = 2 + n % (FLOOR_LICENCES - 1)
+                fh.write(json.dumps({"certificate_identifier": f"{VERIFY_PREFIX}{number}"}) + "\n")
+    with floor_server(run, shape) as (server, database):
         answer = httpx.post(f"{server.base_url}/floor/verify", json={"certificate_identifier": f"{VERIFY_PREFIX}2"})
         if answer.raise_for_status().json()["status"] != "valid":
             raise RuntimeError(f"floor-{shape} verify answered {answer.text[:300]}")
         _warm(server.base_url, "/floor/verify", bodies, {})
         measured, answered = median_calls(run, server, "/floor/verify", bodies, {})
-    with sqlite3.connect(work / "floor.db") as db:
-        audited = int(db.execute("select count(*) from audit where outcome = 'ok'").fetchone()[0])
-    return measured, 1 + WARM + answered, audited
+    return measured, 1 + WARM + answered, floor_entries(database, "ok")
 
 
 def median_calls(run: Run, server: Any, path: str, bodies: Path, headers: dict[str, str]) -> tuple[Measurement, int]:
@@ -341,7 +335,7 @@ def run_exchange(run: Run, database_url: str) -> dict[str, Any]:
         log(f"exchange: COPY {SECOND_SIZE - FIRST_SIZE:,} more licences")
         loads["second_s"] = round(bulk_licences(seeded, FIRST_SIZE, SECOND_SIZE - FIRST_SIZE), 1)
         sizes[SECOND_SIZE] = measure_size(run, hub, seeded, SECOND_SIZE, headers)
-    floors = {shape: _floor(run, shape) for shape in FLOOR_SHAPES}
+    floors = {shape: _floor(run, shape) for shape in SHAPES}
     closing, closing_async = _bare(run, run.tmp, "bare-exchange-closing")
     bare = (opening.rps + closing.rps) / 2
     bare_async = (opening_async.rps + closing_async.rps) / 2

@@ -21,7 +21,6 @@ commit), so the token scan is also measured with 8: that cell shows the latency 
 
 from __future__ import annotations
 
-import base64
 import collections
 import hashlib
 import json
@@ -48,11 +47,11 @@ import redis
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import func, select
 
-from bench import hub_setup, report
+from bench import hub_setup, report, scan_floor
 from bench.cpu import load_average, machine_busy_seconds, named_cpu_seconds, tree_cpu_seconds
 from bench.licence_report import LOCK_SAMPLE_INTERVAL_S
 from bench.loadgen import ensure_wrk, wrk_version
-from bench.scan_floor import receipt_message
+from bench.scan_floor import b64url_decode, receipt_message
 from bench.scenarios import Measurement, Run, log, measure
 from bench.servers import HOST, REPO, Server, free_port, hub_command, serving, uvicorn_bare_command, venv_bin
 from hub.codes import make_uscc
@@ -214,7 +213,6 @@ class Steps:
 
 
 SCAN_CONNECTIONS, SCAN_THREADS = 64, 2
-FLOOR_SHAPES = ("thread", "process")  # bench/scan_floor.py: committer thread (the hub's shape), committer process
 FEW_CONNECTIONS = 8
 
 
@@ -790,17 +788,31 @@ class FloorResult:
                 "every_answer_audited": self.audited >= self.responses}  # fmt: skip
 
 
-def run_floor(run: Run, shape: str) -> FloorResult:
-    """The floor scan served like the bare app; its answers, receipts and refusals checked before wrk."""
-    port, work = free_port(), Path(tempfile.mkdtemp(prefix=f"floor-{shape}-", dir=run.tmp))  # fresh each call
-    database = work / "floor.db"
+@contextmanager
+def floor_server(run: Run, shape: str) -> Iterator[tuple[Server, Path]]:
+    """bench/scan_floor.py in ``shape``, served like the bare app on a fresh SQLite file: the server and that file."""
+    work = Path(tempfile.mkdtemp(prefix=f"floor-{shape}-", dir=run.tmp))  # fresh per call: its own socket and log
+    database, port = work / "floor.db", free_port()
     env = {**os.environ, "FLOOR_MODE": shape, "FLOOR_DB": str(database), "FLOOR_SOCKET": str(work / "committer.sock")}
     command = uvicorn_bare_command(port, app="bench.scan_floor:app")
-    with serving(f"floor-{shape}", command, port=port, env=env, log_dir=run.tmp, ready_path="/ping-async") as server:
+    with serving(f"floor-{shape}", command, port=port, env=env, log_dir=work, ready_path="/ping-async") as server:
+        yield server, database
+
+
+def floor_entries(database: Path, outcome: str | None = None) -> int:
+    """Audit entries the floor wrote (with ``outcome`` only, if given)."""
+    query = "select count(*) from audit where ? is null or outcome = ?"
+    with sqlite3.connect(database) as db:
+        return int(db.execute(query, (outcome, outcome)).fetchone()[0])
+
+
+def run_floor(run: Run, shape: str) -> FloorResult:
+    """The floor scan; its answers, a receipt's signature and a forged code's refusal checked before wrk."""
+    with floor_server(run, shape) as (server, database):
         with httpx.Client(base_url=server.base_url) as client:
             published = client.get("/keys").raise_for_status().json()
             token, warm = published["token"], 200
-            receipt_key = Ed25519PublicKey.from_public_bytes(base64.urlsafe_b64decode(published["receipt_key"] + "="))
+            receipt_key = Ed25519PublicKey.from_public_bytes(b64url_decode(published["receipt_key"]))
             for _ in range(warm):
                 answer = client.get(f"/floor/{token}").raise_for_status().json()
                 if answer["verdict"] != "valid":
@@ -808,16 +820,14 @@ def run_floor(run: Run, shape: str) -> FloorResult:
             receipt = answer["receipt"]
             leaf = bytes.fromhex(receipt["leaf_hash"])
             message = receipt_message(receipt["leaf_index"], leaf, receipt["integrated_time"])
-            receipt_key.verify(base64.urlsafe_b64decode(receipt["signature"] + "=="), message)  # raises if forged
+            receipt_key.verify(b64url_decode(receipt["signature"]), message)  # raises if forged
             forged = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
             if client.get(f"/floor/{forged}").raise_for_status().json()["verdict"] != "bad_code":
                 raise RuntimeError(f"floor-{shape} accepted a forged code")
         measured = measure(run, server, f"/floor/{token}", connections=SCAN_CONNECTIONS, threads=SCAN_THREADS)
         if server.process.poll() is not None:
             raise RuntimeError(f"{server.name} died during the run:\n{server.log_tail()}")
-    with sqlite3.connect(database) as db:
-        audited = db.execute("select count(*) from audit").fetchone()[0]
-    return FloorResult(shape, measured, audited, warm + 1 + measured.wrk.requests)
+    return FloorResult(shape, measured, floor_entries(database), warm + 1 + measured.wrk.requests)
 
 
 def run_scans(run: Run, *, skip_postgresql: bool) -> dict[str, Any]:
@@ -835,7 +845,7 @@ def run_scans(run: Run, *, skip_postgresql: bool) -> dict[str, Any]:
     else:
         with hub_setup.throwaway_database() as url:
             results.append(run_scan(run, "postgresql", url))
-    floors = [run_floor(run, shape) for shape in FLOOR_SHAPES]
+    floors = [run_floor(run, shape) for shape in scan_floor.SHAPES]
     closing, closing_async = _bare(run, "bare-licence-closing")
     bare = (opening.rps + closing.rps) / 2
     bare_async = (opening_async.rps + closing_async.rps) / 2

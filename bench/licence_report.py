@@ -84,9 +84,6 @@ def _issuance_lines(part: dict[str, Any]) -> list[str]:
     ]
 
 
-FLOOR_SHAPES = {"thread": "committer thread", "process": "committer process"}
-
-
 def _scan_lines(scan: dict[str, Any]) -> list[str]:
     header = ["backend", "route", "req/s", "× bare async", "× bare def", "p50 ms", "p99 ms", "errors",
               "server CPU ms/req"]  # fmt: skip
@@ -118,7 +115,7 @@ def _scan_lines(scan: dict[str, Any]) -> list[str]:
         r = floor["token_scan"]
         cells = [r["rps"], r["ratio_to_bare_async"], r["ratio_to_bare"], r["p50_ms"], r["p99_ms"], r["errors"],
                  r["server_cpu_ms_per_req"], r["other_cpu_cores"]]  # fmt: skip
-        rows.append(_row([f"floor ({FLOOR_SHAPES.get(shape, shape)})", "`GET /floor/{token}` (JSON)", *cells]))
+        rows.append(_row([f"floor (committer {shape})", "`GET /floor/{token}` (JSON)", *cells]))
         audits.append(f"floor, {shape}: {floor['scans_audited']:,} entries for {floor['scans_answered']:,} answers")
     met = "met" if scan["target_met"] else "NOT met"
     met_def = {True: "met", False: "NOT met", None: "not measured"}[scan.get("target_met_against_def_baseline")]

@@ -1,22 +1,23 @@
-"""The least an audited token scan can cost on this machine: a same-run floor for the scan target (issue 5).
+"""The least an audited scan or verify can cost on this machine: same-run floors for issues 5 and 7.
 
 ``GET /floor/{token}`` does only the work no audited scan can skip, in as little Python as we could write:
 check the ES256 signature and expiry of a presentation token, read the licence's row, append one audit entry
 (RFC 8785-style sorted JSON, RFC 9162 leaf hash, HMAC holder reference) to an indexed SQLite table with
 ``synchronous=FULL`` in a group commit, sign a receipt (Ed25519) over index, leaf hash and time, and answer
-only after the commit. It has none of the hub's middleware, SQLAlchemy, key rotation, status lists, disclosure
+only after the commit. ``POST /floor/verify`` does the same for the exchange verify: a read by identifier,
+no code to check. It has none of the hub's middleware, SQLAlchemy, key rotation, status lists, disclosure
 rules or error handling, so it is not a scan route anyone should ship: it is the yardstick that tells whether a
 target is a matter of our code or of the machine.
 
 Two shapes, chosen by ``FLOOR_MODE``:
 
-- ``thread``: the hub's shape. One process; a committer thread takes every queued scan, checks, commits and
+- ``thread``: the hub's shape. One process; a committer thread takes every queued request, checks, commits and
   signs them as one batch, and wakes the event loop once per batch.
-- ``process``: the committer in a child process of its own, fed over a Unix socket (tokens one per line,
+- ``process``: the committer in a child process of its own, fed over a Unix socket (requests one per line,
   answers length-prefixed, in order), so it has a GIL (and a core) of its own.
 
-Written by hand rather than with PyJWT and SQLAlchemy on purpose: those are what the hub uses, and the
-floor must show the cost of the work itself, not of the libraries around it.
+Written by hand rather than with PyJWT, SQLAlchemy and audit.committer.GroupCommitter on purpose: those are
+what the hub uses, and the floor must show the cost of the work itself, not of the code around it.
 """
 
 from __future__ import annotations
@@ -52,7 +53,8 @@ from bench.bare_app import VerifyBody, json_body_async, ping_async
 
 SCANNED = "licence.presentation.scanned"
 VERIFIED = "exchange.licence.verified"
-FLOOR_LICENCES = 1000  # licences 1..1000; number n has identifier VERIFY_PREFIX + n
+SHAPES = ("thread", "process")  # FLOOR_MODE: committer thread (the hub's shape), committer process
+FLOOR_LICENCES = 1000  # licence 1 is the scanned one; 2..1000 have identifier VERIFY_PREFIX + number
 LICENCE_IDENTIFIER = "12350100MB1234567X0010000010001A"
 VERIFY_PREFIX = "1.2.156.3005.2.FLOOR."
 _FRAME = struct.Struct("!I")
@@ -65,12 +67,10 @@ create index if not exists audit_holder on audit (holder_ref, leaf_index);
 create index if not exists audit_time on audit (time);
 create index if not exists audit_identifier on audit (identifier);
 create unique index if not exists licence_identifier on licences (identifier);
-insert or ignore into licences values (1, '12350100MB1234567X0010000010001A', 'valid', 'company',
-  '91350100M000100Y43', '2030-12-31');
-with recursive n(i) as (select 2 union all select i + 1 from n where i < 1000)
-insert or ignore into licences select i, '1.2.156.3005.2.FLOOR.' || i, 'valid', 'company',
-  printf('91350100M%09d', i), '2030-12-31' from n;
 """
+_SEED = """insert or ignore into licences values (1, ?, 'valid', 'company', '91350100M000100Y43', '2030-12-31')"""
+_SEED_VERIFIED = """with recursive n(i) as (select 2 union all select i + 1 from n where i < ?)
+insert or ignore into licences select i, ? || i, 'valid', 'company', printf('91350100M%09d', i), '2030-12-31' from n"""
 
 _COLUMNS = "id, identifier, status, holder_type, holder_code, validity_end"
 _READ_BY_ID = f"select {_COLUMNS} from licences where id in (select value from json_each(?))"  # noqa: S608
@@ -81,7 +81,8 @@ def _b64e(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def _b64d(text: str) -> bytes:
+def b64url_decode(text: str) -> bytes:
+    """Base64url without padding (JWS segments, the floor's receipts) to bytes."""
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
@@ -119,7 +120,7 @@ class Keys:
 
 
 class Committer:
-    """Checks, records (one durable commit) and answers a batch of scans; the same code in both shapes."""
+    """Checks, records (one durable commit) and answers a batch of requests; the same code in both shapes."""
 
     def __init__(self, path: str, keys: Keys) -> None:
         self.keys = keys
@@ -129,15 +130,17 @@ class Committer:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.executescript(_SCHEMA)
+        self.db.execute(_SEED, (LICENCE_IDENTIFIER,))
+        self.db.execute(_SEED_VERIFIED, (FLOOR_LICENCES, VERIFY_PREFIX))
         self.next_index: int = self.db.execute("select coalesce(max(leaf_index) + 1, 0) from audit").fetchone()[0]
 
     def _claims(self, token: str, now: int) -> dict[str, Any] | None:
         try:
             header, payload, signature = token.split(".")
-            raw = _b64d(signature)
+            raw = b64url_decode(signature)
             der = encode_dss_signature(int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big"))
             self.verifier.verify(der, f"{header}.{payload}".encode(), self.ecdsa)
-            claims: dict[str, Any] = json.loads(_b64d(payload))
+            claims: dict[str, Any] = json.loads(b64url_decode(payload))
         except (ValueError, InvalidSignature):
             return None
         return claims if claims.get("exp", 0) > now else None
@@ -150,8 +153,8 @@ class Committer:
         """
         now, stamp = int(time.time()), time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         claims = {at: self._claims(r[2:], now) for at, r in enumerate(requests) if r.startswith("s:")}
-        by_id = self._read(_READ_BY_ID, sorted({c["lid"] for c in claims.values() if c}))
-        by_identifier = self._read(_READ_BY_IDENTIFIER, sorted({r[2:] for r in requests if r.startswith("v:")}))
+        by_id = self._read(_READ_BY_ID, sorted({c["lid"] for c in claims.values() if c}), key=0)
+        by_identifier = self._read(_READ_BY_IDENTIFIER, sorted({r[2:] for r in requests if r.startswith("v:")}), key=1)
         entries: list[tuple[Any, ...]] = []
         answers: list[dict[str, Any]] = []
         for at, request in enumerate(requests):
@@ -190,10 +193,10 @@ class Committer:
             out.append(pydantic_core.to_json(answer))
         return out
 
-    def _read(self, query: str, keys: list[Any]) -> dict[Any, tuple[Any, ...]]:
+    def _read(self, query: str, keys: list[Any], *, key: int) -> dict[Any, tuple[Any, ...]]:
+        """The licence rows whose column ``key`` (0 id, 1 identifier) is in ``keys``, by that column."""
         if not keys:
             return {}
-        key = 0 if query is _READ_BY_ID else 1
         return {row[key]: row for row in self.db.execute(query, (json.dumps(keys),))}
 
     def _entry(
