@@ -8,8 +8,8 @@ import logging
 import queue
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Sequence
-from typing import Any, Generic, TypeVar
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Generic, Protocol, TypeVar
 
 import psycopg
 from sqlalchemy.orm import Session, sessionmaker
@@ -86,21 +86,36 @@ def _settle(outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]
 
 A = TypeVar("A")
 R = TypeVar("R")
-BatchRead = Callable[[Session, list[A]], list[tuple[R, AuditEvent]]]
+BatchRead = Callable[[Any, Session, list[A]], list[tuple[R, AuditEvent]]]
 """Reads a batch of requests in one read-only session: per request, its answer and the entry that records it.
 
+Called as ``read(context, session, arguments)`` with the committer's ``context`` (the hub's runtime), so a
+request carries only its own plain values: the same request can be read by a committer in another process.
 The same shape serves :meth:`GroupCommitter.write_and_record`, whose batch runs in a read-write session.
 """
 
 
-class _Job(Generic[A, R]):
+class AuditCommitter(Protocol):
+    """What the hub needs of a group committer: :class:`GroupCommitter`, or hub.audit_process's child process."""
+
+    batches: int
+    entries: int
+
+    def record(self, events: Sequence[AuditEvent]) -> list[Receipt]: ...
+    async def record_async(self, events: Sequence[AuditEvent]) -> list[Receipt]: ...
+    async def read_and_record(self, read: BatchRead[A, R], argument: A) -> tuple[R, Receipt]: ...
+    async def write_and_record(self, write: BatchRead[A, R], argument: A) -> tuple[R, Receipt]: ...
+    def close(self) -> None: ...
+
+
+class Job(Generic[A, R]):
     """One caller's part of a batch: entries to append, or a read that yields its answer and entry."""
 
     __slots__ = ("answer", "answers", "argument", "error", "events", "read", "waiter")
 
     def __init__(
         self,
-        waiter: Waiter | AsyncWaiter,
+        waiter: Waiter | AsyncWaiter | None,
         events: Sequence[AuditEvent] = (),
         read: BatchRead[A, R] | None = None,
         argument: A | None = None,
@@ -131,23 +146,25 @@ class GroupCommitter:
         wait_seconds: float = 30.0,
         dsn: str | None = None,
         read_sessions: sessionmaker[Session] | None = None,
+        context: Any = None,
     ) -> None:
         """Batches append through ``session_factory``, or through a plain connection when ``dsn`` is given.
 
         ``dsn`` is a PostgreSQL connection string: the writer thread then keeps one psycopg connection of
         its own and appends with :func:`audit.append.append_direct`. ``read_sessions`` serves the reads of
-        :meth:`read_and_record` (default: ``session_factory``).
+        :meth:`read_and_record` (default: ``session_factory``); ``context`` is what every read gets first.
         """
         self._sessions = session_factory
         self._read_sessions = read_sessions or session_factory
         self._dsn = dsn
         self._connection: psycopg.Connection[Any] | None = None
         self._signer = signer
+        self._context = context
         self._max_batch = max_batch
         self._wait = wait_seconds
-        self._queue: queue.SimpleQueue[_Job[Any, Any] | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[Job[Any, Any] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
-        self._writes: queue.SimpleQueue[_Job[Any, Any] | None] = queue.SimpleQueue()
+        self._writes: queue.SimpleQueue[Job[Any, Any] | None] = queue.SimpleQueue()
         self._write_thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self._closed = False
@@ -157,7 +174,7 @@ class GroupCommitter:
     def record(self, events: Sequence[AuditEvent]) -> list[Receipt]:
         """Append ``events`` in their own durable transaction (shared with concurrent callers)."""
         waiter = Waiter()
-        self._submit(_Job(waiter, events))
+        self._submit(Job(waiter, events))
         sequenced = waiter.wait(self._wait)
         signer = self._signer()
         return [signer.receipt(s.leaf_index, s.leaf_hash, s.integrated_time) for s in sequenced]
@@ -172,7 +189,7 @@ class GroupCommitter:
         answer (cancelled, timed out) leaves its entry recorded: the read happened.
         """
         waiter = AsyncWaiter(asyncio.get_running_loop())
-        answer: tuple[R, Receipt] = await self._settled(waiter, _Job(waiter, read=read, argument=argument))
+        answer: tuple[R, Receipt] = await self._settled(waiter, Job(waiter, read=read, argument=argument))
         return answer
 
     async def write_and_record(self, write: BatchRead[A, R], argument: A) -> tuple[R, Receipt]:
@@ -185,16 +202,16 @@ class GroupCommitter:
         fails, the callers get the error and nothing (what was written stays, disclosed to no one).
         """
         waiter = AsyncWaiter(asyncio.get_running_loop())
-        answer: tuple[R, Receipt] = await self._settled(waiter, _Job(waiter, read=write, argument=argument), write=True)
+        answer: tuple[R, Receipt] = await self._settled(waiter, Job(waiter, read=write, argument=argument), write=True)
         return answer
 
     async def record_async(self, events: Sequence[AuditEvent]) -> list[Receipt]:
         """:meth:`record` for a caller on an event loop (a refusal decided there): awaits instead of blocking."""
         waiter = AsyncWaiter(asyncio.get_running_loop())
-        receipts: list[Receipt] = await self._settled(waiter, _Job(waiter, events))
+        receipts: list[Receipt] = await self._settled(waiter, Job(waiter, events))
         return receipts
 
-    async def _settled(self, waiter: AsyncWaiter, job: _Job[Any, Any], *, write: bool = False) -> Any:
+    async def _settled(self, waiter: AsyncWaiter, job: Job[Any, Any], *, write: bool = False) -> Any:
         """Queue ``job`` and await what the writer thread settles ``waiter`` (the job's) with."""
         self._submit(job, write=write)
         try:
@@ -203,7 +220,7 @@ class GroupCommitter:
         except TimeoutError:
             raise AuditNotDurable(f"the audit batch was not durable within {self._wait:g} s") from None
 
-    def _submit(self, job: _Job[Any, Any], *, write: bool = False) -> None:
+    def _submit(self, job: Job[Any, Any], *, write: bool = False) -> None:
         with self._start_lock:
             if self._closed:
                 raise CommitterClosed
@@ -242,8 +259,8 @@ class GroupCommitter:
             self._thread.start()
 
     def _gather(
-        self, first: _Job[Any, Any], source: queue.SimpleQueue[_Job[Any, Any] | None] | None = None
-    ) -> tuple[list[_Job[Any, Any]], bool]:
+        self, first: Job[Any, Any], source: queue.SimpleQueue[Job[Any, Any] | None] | None = None
+    ) -> tuple[list[Job[Any, Any]], bool]:
         """The first item and whatever else is already queued; after the stop sentinel, everything left."""
         source = source or self._queue
         batch, count, stop = [first], len(first.events) or 1, False
@@ -283,9 +300,9 @@ class GroupCommitter:
             with contextlib.suppress(psycopg.Error):
                 connection.close()
 
-    def _read(self, batch: list[_Job[Any, Any]], *, write: bool = False) -> None:
+    def _read(self, batch: list[Job[Any, Any]], *, write: bool = False) -> None:
         """Run the batch's reads (or writes), one call per function; a failed one fails only its own jobs."""
-        groups: defaultdict[BatchRead[Any, Any], list[_Job[Any, Any]]] = defaultdict(list)
+        groups: defaultdict[BatchRead[Any, Any], list[Job[Any, Any]]] = defaultdict(list)
         for job in batch:
             if job.read is not None:
                 groups[job.read].append(job)
@@ -295,7 +312,7 @@ class GroupCommitter:
                 with self._read_sessions() as session:
                     if not write:
                         begin_read_only(session)
-                    answers = read(session, [job.argument for job in jobs])
+                    answers = read(self._context, session, [job.argument for job in jobs])
                     if write:
                         session.commit()
             except Exception as exc:  # those callers get the error, the others go on; the trace goes to the log
@@ -315,7 +332,7 @@ class GroupCommitter:
             if first is None:
                 return
             batch, stop = self._gather(first, self._writes)
-            self._read(batch, write=True)
+            self.run_writes(batch)
             failed = [job for job in batch if job.error is not None]
             if failed:
                 self._release(failed, [])
@@ -330,31 +347,55 @@ class GroupCommitter:
             if first is None:
                 return
             batch, stop = self._gather(first)
-            try:
-                self._read(batch)
-                batch_events = [event for job in batch if job.error is None for event in job.events]
-                sequenced = self._commit(batch_events) if batch_events else []
-            except Exception as exc:  # every waiting caller learns the batch failed; the trace goes to the log
-                extra = {"entries": len(batch), "error": type(exc).__name__}
-                log.warning("audit batch failed", extra=extra, exc_info=exc)
-                for job in batch:
-                    job.error = job.error or exc
-                self._release(batch, [])
-                continue
-            self.batches += 1
-            self.entries += len(batch_events)
-            self._release(batch, sequenced)
+            self._release(batch, self.run_batch(batch))
 
-    def _release(self, batch: list[_Job[Any, Any]], sequenced: list[Sequenced]) -> None:
-        """Wake every caller of the batch: threads one by one, each event loop once with all its requests."""
-        settled: defaultdict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any, Any]]] = defaultdict(list)
-        signer = self._signer() if any(isinstance(job.waiter, AsyncWaiter) for job in batch) else None
+    def run_writes(self, batch: list[Job[Any, Any]]) -> None:
+        """Run and commit a batch of write jobs; each then holds its answer and entry, or its error."""
+        self._read(batch, write=True)
+
+    def run_batch(self, batch: list[Job[Any, Any]]) -> list[Sequenced]:
+        """Read the batch, append its entries in one durable commit; a job that failed carries its error.
+
+        Returns the entries' places in batch order, for the jobs without an error (all of them fail if
+        the commit does). Runs on the writer thread, or in an audit process (``hub.audit_process``).
+        """
+        try:
+            self._read(batch)
+            batch_events = [event for job in batch if job.error is None for event in job.events]
+            sequenced = self._commit(batch_events) if batch_events else []
+        except Exception as exc:  # every waiting caller learns the batch failed; the trace goes to the log
+            extra = {"entries": len(batch), "error": type(exc).__name__}
+            log.warning("audit batch failed", extra=extra, exc_info=exc)
+            for job in batch:
+                job.error = job.error or exc
+            return []
+        self.batches += 1
+        self.entries += len(batch_events)
+        return sequenced
+
+    def placed(
+        self, batch: list[Job[Any, Any]], sequenced: list[Sequenced]
+    ) -> Iterator[tuple[Job[Any, Any], list[Sequenced]]]:
+        """Each job of a batch :meth:`run_batch` ran, with its own entries' places (none if it failed)."""
         offset = 0
         for job in batch:
             mine: list[Sequenced] = []
             if job.error is None:
                 mine = sequenced[offset : offset + len(job.events)]
                 offset += len(job.events)
+            yield job, mine
+
+    @staticmethod
+    def answer(signer: AuditSigner, job: Job[Any, Any], mine: list[Sequenced]) -> Any:
+        """What an awaiting caller gets: its answer and receipt (a read or write job), or its receipts."""
+        receipts = [signer.receipt(s.leaf_index, s.leaf_hash, s.integrated_time) for s in mine]
+        return (job.answer, receipts[0]) if job.answers else receipts
+
+    def _release(self, batch: list[Job[Any, Any]], sequenced: list[Sequenced]) -> None:
+        """Wake every caller of the batch: threads one by one, each event loop once with all its requests."""
+        settled: defaultdict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any, Any]]] = defaultdict(list)
+        signer = self._signer() if any(isinstance(job.waiter, AsyncWaiter) for job in batch) else None
+        for job, mine in self.placed(batch, sequenced):
             waiter = job.waiter
             if isinstance(waiter, Waiter):
                 if job.error is None:
@@ -362,10 +403,11 @@ class GroupCommitter:
                 else:
                     waiter.set_exception(job.error)
                 continue
+            if waiter is None:  # not this committer's caller (hub.audit_process answers its own)
+                continue
             result: Any = None
             if job.error is None and signer is not None:
-                receipts = [signer.receipt(s.leaf_index, s.leaf_hash, s.integrated_time) for s in mine]
-                result = (job.answer, receipts[0]) if job.answers else receipts
+                result = self.answer(signer, job, mine)
             settled[waiter.loop].append((waiter.future, result, job.error))
         for loop, outcomes in settled.items():
             with contextlib.suppress(RuntimeError):  # that loop has closed: nobody is waiting any more

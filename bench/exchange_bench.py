@@ -329,6 +329,13 @@ def run_exchange(run: Run, database_url: str) -> dict[str, Any]:
     log(f"exchange: COPY {FIRST_SIZE:,} licences")
     loads = {"first_s": round(bulk_licences(seeded, 0, FIRST_SIZE), 1)}
     sizes: dict[int, dict[str, tuple[Measurement, int, int]]] = {}
+    # The shape before the audit process (HUB_AUDIT_COMMITTER=thread), same database and run, for comparison.
+    thread_env = env | {"HUB_AUDIT_COMMITTER": "thread"}
+    with serving(
+        "hub-thread", hub_command(port), port=port, env=thread_env, log_dir=run.tmp, ready_path="/readyz"
+    ) as hub:
+        headers = {"Authorization": f"Bearer {_token(hub.base_url, seeded)}"}
+        thread = measure_size(run, hub, seeded, FIRST_SIZE, headers)
     with serving("hub-exchange", hub_command(port), port=port, env=env, log_dir=run.tmp, ready_path="/readyz") as hub:
         headers = {"Authorization": f"Bearer {_token(hub.base_url, seeded)}"}
         sizes[FIRST_SIZE] = measure_size(run, hub, seeded, FIRST_SIZE, headers)
@@ -358,7 +365,7 @@ def run_exchange(run: Run, database_url: str) -> dict[str, Any]:
     }
     errors = sum(m.wrk.errors for calls in sizes.values() for m, _, _ in calls.values())
     unaudited = sum(max(0, a - b) for calls in sizes.values() for _, a, b in calls.values())
-    unaudited += sum(max(0, a - b) for _, a, b in floors.values())
+    unaudited += sum(max(0, a - b) for _, a, b in [*floors.values(), *thread.values()])
     return {
         "bare_json_rps": round(bare, 1),
         "bare_json_async_rps": round(bare_async, 1),
@@ -370,6 +377,9 @@ def run_exchange(run: Run, database_url: str) -> dict[str, Any]:
         },
         "bulk_load_s": loads,
         **results,
+        "thread_at_100k": {
+            name: _row(m, (bare, bare_async), answered, audited) for name, (m, answered, audited) in thread.items()
+        },
         "floor_verify": {
             shape: _row(m, (bare, bare_async), answered, audited) for shape, (m, answered, audited) in floors.items()
         },
@@ -418,7 +428,9 @@ def _bare_runs(summary: dict[str, Any], suffix: str = "") -> str:
 def render(summary: dict[str, Any]) -> str:
     """The Markdown section of bench/RESULTS.md."""
     intro = (
-        "Verify and fetch through the whole HTTP stack (uvicorn, one worker, PostgreSQL), every call durably audited, "
+        "Verify and fetch through the whole HTTP stack (uvicorn, one worker, PostgreSQL; the audit committer in a "
+        "child process as `licence-hub serve` runs it, and for comparison as a thread in the API process, same "
+        "database, same run), every call durably audited, "
         f"{CONNECTIONS} wrk connections, against a bare FastAPI `POST /json-async` (`async def`, on the event loop "
         "like the hub's exchange routes) served the same way in the same run (ratios to the mean of its opening and "
         "closing runs; the targets are judged on these). The `def` twin `POST /json` pays a thread-pool hop per "
@@ -448,6 +460,12 @@ def render(summary: dict[str, Any]) -> str:
                 f"{row['p50_ms']} | {row['p99_ms']} | {row['errors']} | {row['answered_2xx']} | {row['audited_ok']} | "
                 f"{row['server_cpu_ms_per_req']} |"
             )
+    for name, row in summary.get("thread_at_100k", {}).items():
+        lines.append(
+            f"| {FIRST_SIZE:,}, committer thread | {name} | {row['rps']} | {row.get('runs_rps')} | "
+            f"{row['ratio_to_bare_async']} | {row['ratio_to_bare']} | {row['p50_ms']} | {row['p99_ms']} | "
+            f"{row['errors']} | {row['answered_2xx']} | {row['audited_ok']} | {row['server_cpu_ms_per_req']} |"
+        )
     for shape, row in summary.get("floor_verify", {}).items():
         lines.append(
             f"| floor, committer {shape} | `POST /floor/verify` | {row['rps']} | {row.get('runs_rps')} | "

@@ -725,12 +725,17 @@ def _scans_audited(database_url: str) -> int:
         engine.dispose()
 
 
-def run_scan(run: Run, backend: str, database_url: str | None) -> ScanResult:
-    """A fresh embedded-mode hub on ``backend`` with one licence; wrk on both scan routes."""
-    work = run.tmp / f"scan-{backend}"
+def run_scan(run: Run, backend: str, database_url: str | None, committer: str = "auto") -> ScanResult:
+    """A fresh embedded-mode hub on ``backend`` with one licence; wrk on both scan routes.
+
+    ``committer``: ``HUB_AUDIT_COMMITTER`` (``auto`` is what ``licence-hub serve`` does: a child process).
+    """
+    work = run.tmp / f"scan-{backend}-{committer}"
     work.mkdir()
     port = free_port()
-    env = hub_setup.hub_environment(work / "data", port, database_url) | {"HUB_PRESENTATION_TTL_SECONDS": "300"}
+    env = hub_setup.hub_environment(work / "data", port, database_url) | {
+        "HUB_PRESENTATION_TTL_SECONDS": "300", "HUB_AUDIT_COMMITTER": committer,
+    }  # fmt: skip
     hub_setup.run_init(env, work)
     seeded = _seed_scan_hub(env)
     warm = 200
@@ -838,6 +843,7 @@ def run_scans(run: Run, *, skip_postgresql: bool) -> dict[str, Any]:
     """
     opening, opening_async = _bare(run, "bare-licence")
     results = [run_scan(run, "sqlite", None)]
+    thread = run_scan(run, "sqlite", None, committer="thread")  # the shape before the audit process, same run
     skipped: dict[str, str] = {}
     up, detail = hub_setup.postgres_available()
     if skip_postgresql or not up:
@@ -860,14 +866,16 @@ def run_scans(run: Run, *, skip_postgresql: bool) -> dict[str, Any]:
                  "closing_async": closing_async.as_dict(bare_async)},
         **{r.backend: r.as_dict(bare, bare_async) for r in results},
         **{name: {"skipped": why} for name, why in skipped.items()},
+        "sqlite_thread": thread.as_dict(bare, bare_async),
         "floor": {f.shape: f.as_dict(bare, bare_async) for f in floors},
         "target_ratio": SCAN_TARGET_RATIO, "target_baseline": "bare GET, async def",
         "target_met": all(r.token.rps / bare_async >= SCAN_TARGET_RATIO for r in results),
         "target_met_against_def_baseline": all(r.token.rps / bare >= SCAN_TARGET_RATIO for r in results),
         "best_token_ratio": round(best, 3),
         "connections": SCAN_CONNECTIONS,
-        "errors": sum(r.token.wrk.errors + r.static.wrk.errors + r.token_few.wrk.errors for r in results),
-        "unaudited": sum(r.audited < r.responses for r in results) + sum(f.audited < f.responses for f in floors),
+        "errors": sum(r.token.wrk.errors + r.static.wrk.errors + r.token_few.wrk.errors for r in [*results, thread]),
+        "unaudited": sum(r.audited < r.responses for r in [*results, thread])
+        + sum(f.audited < f.responses for f in floors),
     }  # fmt: skip
 
 

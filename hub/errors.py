@@ -26,6 +26,13 @@ class DomainError(Exception):
         self.audit_event: Any = None
         self.receipt: dict[str, Any] | None = None
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled by state, not by constructor arguments (subclasses' constructors differ).
+
+        Refusals cross from the audit process to the API process this way (hub.audit_process).
+        """
+        return (_restore, (type(self), self.args, self.__dict__))
+
     def problem(self) -> dict[str, Any]:
         """RFC 9457 §3.1 members plus our stable ``code`` extension member."""
         body: dict[str, Any] = {
@@ -39,6 +46,13 @@ class DomainError(Exception):
         if self.receipt is not None:
             body["receipt"] = self.receipt  # DESIGN.md §4: denied calls carry their receipt too
         return body
+
+
+def _restore(cls: type[DomainError], args: tuple[Any, ...], state: dict[str, Any]) -> DomainError:
+    error = cls.__new__(cls, *args)
+    Exception.__init__(error, *args)
+    error.__dict__.update(state)
+    return error
 
 
 class InvalidInput(DomainError):

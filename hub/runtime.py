@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 # register on each other: licence types into the catalogue, licence changes into push notices.
 import hub.schema  # noqa: F401
 from audit.append import AuditSigner
-from audit.committer import GroupCommitter
+from audit.committer import AuditCommitter, GroupCommitter
 from audit.models import STATE_ROW, AuditState
 from catalog.grant_check import GrantCache, cache_for
 from hub.db import begin_read_only, make_engine, make_session_factory
@@ -134,13 +134,21 @@ class Runtime:
         return AuditSigner(origin, ed_key.kid, ed_key.private_key, holder_secret)
 
     @cached_property
-    def audit(self) -> GroupCommitter:
-        """Durable audit appends in their own (shared) transaction: reads, disclosures and denials."""
+    def audit(self) -> AuditCommitter:
+        """Durable audit appends in their own (shared) transaction: reads, disclosures and denials.
+
+        A thread in this process; the API app replaces it with a ``hub.audit_process.ProcessCommitter``
+        when ``HUB_AUDIT_COMMITTER=process``.
+        """
+        return self.thread_committer()
+
+    def thread_committer(self) -> GroupCommitter:
         return GroupCommitter(
             self.audit_session_factory or self.session_factory,
             lambda: self.audit_signer,
             dsn=self.audit_dsn,
             read_sessions=self.session_factory,
+            context=self,
         )
 
     def close(self) -> None:

@@ -71,6 +71,11 @@ class Settings(BaseSettings):
     expiry_reminder_days: tuple[int, ...] = (30, 7, 1)
     batch_chunk_rows: int = Field(default=200, ge=1, le=10_000)
     batch_max_rows: int = Field(default=100_000, ge=1)
+    # Where an API process's audit group committer runs (hub.audit_process): ``process``, a child process of
+    # its own with its own GIL and core, fed over a socket pair; ``thread``, a thread inside the API process;
+    # ``auto``, a process for the served API (``licence-hub serve`` / ``demo``) and a thread for an app built
+    # in-process (tests, embedding). CLI commands and workers always use a thread.
+    audit_committer: Literal["auto", "thread", "process"] = "auto"
     # A batch without progress this long is re-driven (its pending chunks dispatched again).
     batch_stalled_seconds: float = Field(default=300.0, gt=0)
     # Redis broker: an unacknowledged task (its worker was killed) is delivered again after this long.

@@ -43,27 +43,28 @@ from hub.api.routes import (
     verify,
     webhooks,
 )
+from hub.audit_process import ProcessCommitter
 from hub.observability import configure_logging
 from hub.runtime import Runtime, build_runtime, set_runtime
 from hub.scheduler import InProcessScheduler
 from hub.settings import Settings
 
 
-def create_app(runtime: Runtime, *, start_scheduler: bool = False) -> FastAPI:
+def create_app(runtime: Runtime, *, start_scheduler: bool = False, served: bool = False) -> FastAPI:
+    """The API app on ``runtime``; ``served``: run by ``licence-hub serve`` (its audit committer a process on auto)."""
     settings = runtime.settings
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         scheduler = InProcessScheduler() if start_scheduler else None
-        if scheduler is not None:
-            scheduler.start()
-        try:
-            yield
-        finally:
+        async with _audit_committer(runtime, served=served):
             if scheduler is not None:
-                scheduler.stop()
-            if "audit" in vars(runtime):  # the group committer was started: drain and stop it
-                runtime.audit.close()
+                scheduler.start()
+            try:
+                yield
+            finally:
+                if scheduler is not None:
+                    scheduler.stop()
 
     app = FastAPI(
         title="licence-hub",
@@ -123,6 +124,26 @@ def create_app(runtime: Runtime, *, start_scheduler: bool = False) -> FastAPI:
     return app
 
 
+@asynccontextmanager
+async def _audit_committer(runtime: Runtime, *, served: bool) -> AsyncIterator[None]:
+    """The app's audit committer: a child process (started before the first request) or a thread; drained at the end."""
+    choice = runtime.settings.audit_committer
+    if choice == "thread" or (choice == "auto" and not served):
+        try:
+            yield
+        finally:
+            if "audit" in vars(runtime):  # the group committer was started: drain and stop it
+                runtime.audit.close()
+        return
+    process = ProcessCommitter(runtime.settings)
+    await process.start()
+    runtime.audit = process
+    try:
+        yield
+    finally:
+        await process.aclose()  # the calls in flight are answered, then the child stops
+
+
 def _pool_free(path: str) -> bool:
     """Routes that never wait on the thread pool or hold a connection (hub.api.admission)."""
     return path.startswith(scan.POOL_FREE_PREFIXES) or path in exchange.POOL_FREE_PATHS
@@ -146,7 +167,7 @@ def create_app_from_env() -> FastAPI:
     configure_logging(settings.log_level, json_lines=settings.log_json)
     runtime = build_runtime(settings)
     set_runtime(runtime)
-    app = create_app(runtime, start_scheduler=settings.is_eager and settings.scheduler_enabled)
+    app = create_app(runtime, start_scheduler=settings.is_eager and settings.scheduler_enabled, served=True)
     tune_gc()
     return app
 

@@ -104,6 +104,25 @@ def _outage(cause: BaseException) -> DomainError:
     return DatabaseUnavailable()
 
 
+def database_problem(exc: BaseException) -> DomainError | None:
+    """What a database failure tells the caller; None for an error that is not the database's.
+
+    Shared by the HTTP handlers and the audit process (hub.audit_process), whose batches fail the same ways.
+    """
+    if isinstance(exc, OperationalError | psycopg.OperationalError):
+        return _outage(exc.orig if isinstance(exc, OperationalError) and exc.orig is not None else exc)
+    if isinstance(exc, DataError):
+        # The database refused a value (NUL in text, out-of-range number); nothing was written.
+        log.info("value refused by the database", extra={"error": type(exc.orig).__name__})
+        return ValueNotStorable()
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return DatabaseUnavailable()
+        log.error("database error", exc_info=exc)
+        return InternalError("the request could not be completed")
+    return None
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def domain_error(request: Request, exc: DomainError) -> JSONResponse:
@@ -126,27 +145,13 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         return http_problem_response(request, exc)
 
-    async def database_down(request: Request, exc: Exception) -> JSONResponse:
-        cause = exc.orig if isinstance(exc, OperationalError) and exc.orig is not None else exc
-        return problem_response(_outage(cause), request)
+    async def database_failed(request: Request, exc: Exception) -> JSONResponse:
+        return problem_response(database_problem(exc) or InternalError("the request could not be completed"), request)
 
-    app.add_exception_handler(OperationalError, database_down)
     # The audit group committer writes through its own psycopg connection (not SQLAlchemy's): the same outage
     # reaches the request as psycopg's error. The entry was not written, so nor is the answer.
-    app.add_exception_handler(psycopg.OperationalError, database_down)
-
-    @app.exception_handler(DataError)
-    async def data_error(request: Request, exc: DataError) -> JSONResponse:
-        # The database refused a value (NUL in text, out-of-range number); nothing was written.
-        log.info("value refused by the database", extra={"error": type(exc.orig).__name__})
-        return problem_response(ValueNotStorable(), request)
-
-    @app.exception_handler(DBAPIError)
-    async def database_error(request: Request, exc: DBAPIError) -> JSONResponse:
-        if exc.connection_invalidated:
-            return problem_response(DatabaseUnavailable(), request)
-        log.error("database error", exc_info=exc)
-        return problem_response(InternalError("the request could not be completed"), request)
+    for kind in (OperationalError, psycopg.OperationalError, DataError, DBAPIError):
+        app.add_exception_handler(kind, database_failed)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -146,7 +146,7 @@ def _numbered(n: int) -> AuditEvent:
     )  # fmt: skip
 
 
-def _read_squares(session: Any, numbers: list[int]) -> list[tuple[int, AuditEvent]]:
+def _read_squares(_context: Any, session: Any, numbers: list[int]) -> list[tuple[int, AuditEvent]]:
     """A batched read: one query for every request of the batch, each answer with the entry that records it."""
     _read_squares.calls.append(len(numbers))  # type: ignore[attr-defined]
     assert session.execute(select(AuditEntry.leaf_index).limit(1)).all() is not None  # a real read-only session
@@ -156,7 +156,7 @@ def _read_squares(session: Any, numbers: list[int]) -> list[tuple[int, AuditEven
 _read_squares.calls = []  # type: ignore[attr-defined]
 
 
-def _read_broken(_session: Any, numbers: list[int]) -> list[tuple[int, AuditEvent]]:
+def _read_broken(_context: Any, _session: Any, numbers: list[int]) -> list[tuple[int, AuditEvent]]:
     raise LookupError(f"cannot read {numbers}")
 
 
@@ -207,7 +207,7 @@ def test_an_async_read_the_log_cannot_confirm_in_time_is_refused_with_503(live_r
 
     hold = threading.Event()
 
-    def slow(_session: Any, numbers: list[int]) -> list[tuple[int, AuditEvent]]:
+    def slow(_context: Any, _session: Any, numbers: list[int]) -> list[tuple[int, AuditEvent]]:
         hold.wait(10)
         return [(n, make_event(n)) for n in numbers]
 

@@ -155,23 +155,12 @@ async def verify_licence(request: Request, body: VerifyRequest, credentials: Bea
         _mark_refused(exc, caller, VERIFIED)
         await _record_refusal(runtime, exc)
         raise
-    pending = _PendingVerify(call, caller, request_id_var.get() or "-", runtime)
+    pending = _PendingVerify(call, caller, request_id_var.get() or "-")
     answer, receipt = await runtime.audit.read_and_record(_read_verifies, pending)
     if isinstance(answer, DomainError):
         answer.receipt = receipt.to_json()
         raise answer
-    licence = answer.licence
-    out = VerifyOut(
-        status=answer.status,
-        certificate_identifier=licence.identifier,
-        certificate_type_code=licence.type_code,
-        certificate_issuing_authority_code=licence.issuer_code,
-        valid_from=licence.validity_start.isoformat(),
-        valid_until=licence.validity_end.isoformat() if licence.validity_end else None,
-        disputed=answer.disputed,
-        checked_at=answer.checked_at.isoformat(),
-        receipt=ReceiptOut(**receipt.to_json()),
-    )
+    out = VerifyOut(**answer, receipt=ReceiptOut(**receipt.to_json()))
     return Response(out.model_dump_json().encode(), media_type="application/json")
 
 
@@ -226,25 +215,44 @@ class _PendingVerify:
     call: exchange_verify.VerifyCall
     caller: AccessClaims
     request_id: str
-    runtime: Runtime
 
 
 def _read_verifies(
-    session: Session, pending: list[_PendingVerify]
-) -> list[tuple[exchange_verify.Verified | DomainError, AuditEvent]]:
-    """On the audit committer's thread: the batch's verify calls read together, each with its entry."""
-    runtime = pending[0].runtime  # a group committer serves one runtime
+    runtime: Runtime, session: Session, pending: list[_PendingVerify]
+) -> list[tuple[dict[str, Any] | DomainError, AuditEvent]]:
+    """In the audit committer: the batch's verify calls read together, each with its entry.
+
+    Answers are plain values (the response's fields but its receipt, or the refusal), so a committer in a
+    process of its own can send them back.
+    """
     issuer = runtime.settings.public_url.rstrip("/")
     answers = _for_enabled_clients(
         session, pending,
         lambda live: exchange_verify.resolve(session, [p.call for p in live], keys=runtime.presentation_keys,
                                              issuer=issuer),
     )  # fmt: skip
-    return [(answer, _verify_event(p, answer)) for p, answer in zip(pending, answers, strict=True)]
+    return [
+        (_verified_out(answer), _verify_event(runtime, p, answer)) for p, answer in zip(pending, answers, strict=True)
+    ]
 
 
-def _verify_event(pending: _PendingVerify, answer: exchange_verify.Verified | DomainError) -> AuditEvent:
-    caller, runtime, at = pending.caller, pending.runtime, pending.call.checked_at
+def _verified_out(answer: exchange_verify.Verified | DomainError) -> dict[str, Any] | DomainError:
+    if isinstance(answer, DomainError):
+        return answer
+    licence = answer.licence
+    return {
+        "status": answer.status, "certificate_identifier": licence.identifier,
+        "certificate_type_code": licence.type_code, "certificate_issuing_authority_code": licence.issuer_code,
+        "valid_from": licence.validity_start.isoformat(),
+        "valid_until": licence.validity_end.isoformat() if licence.validity_end else None,
+        "disputed": answer.disputed, "checked_at": answer.checked_at.isoformat(),
+    }  # fmt: skip
+
+
+def _verify_event(
+    runtime: Runtime, pending: _PendingVerify, answer: exchange_verify.Verified | DomainError
+) -> AuditEvent:
+    caller, at = pending.caller, pending.call.checked_at
     if isinstance(answer, DomainError):
         return _refused(answer, caller, VERIFIED, request_id=pending.request_id, time=at)
     licence = answer.licence
@@ -391,7 +399,7 @@ async def fetch_licence(request: Request, body: FetchIn, credentials: BearerDep)
     )  # fmt: skip
     stated = {"matter_code": body.matter_code, "case_number": body.case_number, "officer_id": body.officer_id,
               "holder_ref": audited.holder_ref(runtime, body.holder.type, body.holder.code)}  # fmt: skip
-    pending = _PendingFetch(call, caller, stated, request_id_var.get() or "-", runtime)
+    pending = _PendingFetch(call, caller, stated, request_id_var.get() or "-")
     answer, receipt = await runtime.audit.write_and_record(_write_fetches, pending)
     if isinstance(answer, DomainError):
         answer.receipt = receipt.to_json()
@@ -412,14 +420,13 @@ class _PendingFetch:
     caller: AccessClaims
     stated: dict[str, Any]  # matter, case, officer and holder_ref: on every entry of the call
     request_id: str
-    runtime: Runtime
 
 
 def _write_fetches(
-    session: Session, pending: list[_PendingFetch]
+    runtime: Runtime, session: Session, pending: list[_PendingFetch]
 ) -> list[tuple[exchange_fetch.Fetched | DomainError, AuditEvent]]:
-    """On the audit committer's write thread: the batch's fetches in one transaction, each with its entry."""
-    runtime, at = pending[0].runtime, utcnow()
+    """In the audit committer (its write thread): the batch's fetches in one transaction, each with its entry."""
+    at = utcnow()
     answers = _for_enabled_clients(
         session, pending,
         lambda live: exchange_fetch.fetch_many(session, runtime.grant_cache, runtime.settings,

@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 from kombu.connection import Connection
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from hub.api.deps import RuntimeDep
 from hub.api.schemas import Health
@@ -37,8 +38,18 @@ def readyz(runtime: RuntimeDep) -> JSONResponse:
     checks: dict[str, str] = {}
 
     def database() -> None:
-        with runtime.engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
-            conn.execute(text("SELECT 1"))
+        # Pooled connections are not pinged on checkout, so after a database restart the first one out is dead.
+        # Using it invalidates the pool; the second attempt then answers for the database, not for the pool.
+        # (With the audit committer in its own process, this probe may be the API pool's first use since.)
+        for attempt in (1, 2):
+            try:
+                with runtime.engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
+                    conn.execute(text("SELECT 1"))
+            except DBAPIError as exc:
+                if attempt == 2 or not exc.connection_invalidated:
+                    raise
+            else:
+                return
 
     def broker() -> None:
         if runtime.settings.is_eager:
