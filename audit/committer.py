@@ -73,6 +73,20 @@ class AsyncWaiter:
         self.future: asyncio.Future[Any] = loop.create_future()
 
 
+Sink = Callable[[list[tuple[Any, Any, BaseException | None]]], None]
+"""Takes a batch's outcomes, ``(key, result, error)`` each, on the committer's thread (hub.audit_process)."""
+
+
+class SinkWaiter:
+    """A caller in another process: its answer goes, with the batch's others, to a sink under its ``key``."""
+
+    __slots__ = ("key", "sink")
+
+    def __init__(self, sink: Sink, key: Any) -> None:
+        self.sink = sink
+        self.key = key
+
+
 def _settle(outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
     """Runs on the event loop: hand every waiting request its answer (or the batch's error)."""
     for future, result, error in outcomes:
@@ -115,7 +129,7 @@ class Job(Generic[A, R]):
 
     def __init__(
         self,
-        waiter: Waiter | AsyncWaiter | None,
+        waiter: Waiter | AsyncWaiter | SinkWaiter,
         events: Sequence[AuditEvent] = (),
         read: BatchRead[A, R] | None = None,
         argument: A | None = None,
@@ -210,6 +224,23 @@ class GroupCommitter:
         waiter = AsyncWaiter(asyncio.get_running_loop())
         receipts: list[Receipt] = await self._settled(waiter, Job(waiter, events))
         return receipts
+
+    def submit(
+        self,
+        sink: Sink,
+        key: Any,
+        events: Sequence[AuditEvent] = (),
+        *,
+        read: BatchRead[Any, Any] | None = None,
+        argument: Any = None,
+        write: bool = False,
+    ) -> None:
+        """Queue a call whose outcome goes to ``sink`` under ``key``, once per batch with its batch's others.
+
+        For a committer that answers another process (hub.audit_process): the outcome is what an awaiting
+        caller would get (its answer and receipt, or its receipts) or the error.
+        """
+        self._submit(Job(SinkWaiter(sink, key), events, read, argument), write=write)
 
     async def _settled(self, waiter: AsyncWaiter, job: Job[Any, Any], *, write: bool = False) -> Any:
         """Queue ``job`` and await what the writer thread settles ``waiter`` (the job's) with."""
@@ -332,7 +363,7 @@ class GroupCommitter:
             if first is None:
                 return
             batch, stop = self._gather(first, self._writes)
-            self.run_writes(batch)
+            self._read(batch, write=True)
             failed = [job for job in batch if job.error is not None]
             if failed:
                 self._release(failed, [])
@@ -347,17 +378,13 @@ class GroupCommitter:
             if first is None:
                 return
             batch, stop = self._gather(first)
-            self._release(batch, self.run_batch(batch))
+            self._release(batch, self._run_batch(batch))
 
-    def run_writes(self, batch: list[Job[Any, Any]]) -> None:
-        """Run and commit a batch of write jobs; each then holds its answer and entry, or its error."""
-        self._read(batch, write=True)
-
-    def run_batch(self, batch: list[Job[Any, Any]]) -> list[Sequenced]:
+    def _run_batch(self, batch: list[Job[Any, Any]]) -> list[Sequenced]:
         """Read the batch, append its entries in one durable commit; a job that failed carries its error.
 
         Returns the entries' places in batch order, for the jobs without an error (all of them fail if
-        the commit does). Runs on the writer thread, or in an audit process (``hub.audit_process``).
+        the commit does).
         """
         try:
             self._read(batch)
@@ -373,10 +400,10 @@ class GroupCommitter:
         self.entries += len(batch_events)
         return sequenced
 
-    def placed(
+    def _placed(
         self, batch: list[Job[Any, Any]], sequenced: list[Sequenced]
     ) -> Iterator[tuple[Job[Any, Any], list[Sequenced]]]:
-        """Each job of a batch :meth:`run_batch` ran, with its own entries' places (none if it failed)."""
+        """Each job of a batch :meth:`_run_batch` ran, with its own entries' places (none if it failed)."""
         offset = 0
         for job in batch:
             mine: list[Sequenced] = []
@@ -385,17 +412,12 @@ class GroupCommitter:
                 offset += len(job.events)
             yield job, mine
 
-    @staticmethod
-    def answer(signer: AuditSigner, job: Job[Any, Any], mine: list[Sequenced]) -> Any:
-        """What an awaiting caller gets: its answer and receipt (a read or write job), or its receipts."""
-        receipts = [signer.receipt(s.leaf_index, s.leaf_hash, s.integrated_time) for s in mine]
-        return (job.answer, receipts[0]) if job.answers else receipts
-
     def _release(self, batch: list[Job[Any, Any]], sequenced: list[Sequenced]) -> None:
-        """Wake every caller of the batch: threads one by one, each event loop once with all its requests."""
+        """Wake every caller of the batch: threads one by one, each event loop and each sink once with all of theirs."""
         settled: defaultdict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any, Any]]] = defaultdict(list)
-        signer = self._signer() if any(isinstance(job.waiter, AsyncWaiter) for job in batch) else None
-        for job, mine in self.placed(batch, sequenced):
+        sunk: defaultdict[Sink, list[tuple[Any, Any, BaseException | None]]] = defaultdict(list)
+        signer = self._signer() if any(not isinstance(job.waiter, Waiter) for job in batch) else None
+        for job, mine in self._placed(batch, sequenced):
             waiter = job.waiter
             if isinstance(waiter, Waiter):
                 if job.error is None:
@@ -403,12 +425,19 @@ class GroupCommitter:
                 else:
                     waiter.set_exception(job.error)
                 continue
-            if waiter is None:  # not this committer's caller (hub.audit_process answers its own)
-                continue
             result: Any = None
             if job.error is None and signer is not None:
-                result = self.answer(signer, job, mine)
-            settled[waiter.loop].append((waiter.future, result, job.error))
+                receipts = [signer.receipt(s.leaf_index, s.leaf_hash, s.integrated_time) for s in mine]
+                result = (job.answer, receipts[0]) if job.answers else receipts
+            if isinstance(waiter, SinkWaiter):
+                sunk[waiter.sink].append((waiter.key, result, job.error))
+            else:
+                settled[waiter.loop].append((waiter.future, result, job.error))
         for loop, outcomes in settled.items():
             with contextlib.suppress(RuntimeError):  # that loop has closed: nobody is waiting any more
                 loop.call_soon_threadsafe(_settle, outcomes)
+        for sink, sunk_outcomes in sunk.items():
+            try:
+                sink(sunk_outcomes)
+            except Exception:  # a sink that failed must not stop this thread; its callers time out with 503
+                log.exception("audit batch outcomes could not be delivered")

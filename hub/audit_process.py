@@ -8,11 +8,12 @@ endpoint; with the committer as a child process it reached 0.5–0.6×. This mod
 the hub's own committer (``audit.committer.GroupCommitter``), unchanged in what it does.
 
 How: the API process's event loop gathers the requests of one loop turn (scans, verifies, fetches, plain
-entries) and writes them to the child in one frame over a private socket pair. The child reads whatever has
-arrived, runs it as one batch with the same ``GroupCommitter`` (its reads and writes through its own
-connections, one durable commit, one receipt per entry) and writes the answers back in one frame; while it
-works, the next batch gathers in the socket. "No audit, no data" holds as before: an answer crosses the
-socket only after its entry's commit.
+entries) and writes them to the child in one frame over a private socket pair. The child's main thread hands
+each request to the same ``GroupCommitter`` the thread shape uses, whose threads batch them (reads and
+writes through the child's own connections, one durable commit, one receipt per entry; a batch's fetches are
+written while the previous batch's entries commit) and write each batch's answers back in one frame
+(``GroupCommitter.submit`` with a sink). "No audit, no data" holds as before: an answer crosses the socket
+only after its entry's commit.
 
 Requests and answers are plain values (``pickle``): both ends are this code, the socket pair is created by
 the parent and never listens, so nothing else can write to it. If the child dies, every call waiting on it
@@ -31,11 +32,12 @@ import pickle
 import signal
 import socket
 import struct
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Sequence
 from multiprocessing.process import BaseProcess
 from typing import Any, TypeVar
 
-from audit.committer import AuditNotDurable, BatchRead, CommitterClosed, GroupCommitter, Job
+from audit.committer import AuditNotDurable, BatchRead, CommitterClosed, GroupCommitter
 from audit.entries import AuditEvent, Receipt
 from hub.errors import DomainError
 from hub.settings import Settings
@@ -259,7 +261,11 @@ def _stop(child: BaseProcess, timeout: float) -> None:
 
 
 def serve(settings: Settings, channel: socket.socket) -> None:
-    """The child's main: build a runtime, then answer batches until the parent closes its end."""
+    """The child's main: build a runtime, then feed its group committer until the parent closes its end.
+
+    This thread only receives; the committer's own threads batch, commit and answer (through ``sink``), so
+    a batch's writes (the fetches') overlap the previous batch's audit commit, as in the thread shape.
+    """
     from hub.api.app import tune_gc  # noqa: PLC0415 - the API app (and its routes' read functions) import this module
     from hub.observability import configure_logging  # noqa: PLC0415
     from hub.runtime import build_runtime  # noqa: PLC0415 - hub.runtime imports this module
@@ -270,14 +276,27 @@ def serve(settings: Settings, channel: socket.socket) -> None:
     committer = runtime.thread_committer()
     signer = runtime.audit_signer  # decrypted once, before the first call waits on it
     tune_gc()
+    sending = threading.Lock()
+
+    def sink(outcomes: list[Answer]) -> None:
+        """On a committer thread: one batch's answers in one frame."""
+        answers = [(key, result, None if error is None else _portable(error)) for key, result, error in outcomes]
+        frame = _answers_frame(committer, answers)
+        with sending, contextlib.suppress(OSError):  # the parent is gone: nobody waits for these answers
+            channel.sendall(frame)
+
     channel.sendall(_frame({"origin": signer.origin}))
     try:
         for requests in _batches(channel):
-            answers = run(committer, lambda: runtime.audit_signer, requests)
-            channel.sendall(_answers_frame(committer, answers))
-    except (BrokenPipeError, ConnectionResetError):
-        pass  # the parent is gone: nobody is waiting for these answers
+            for call_id, kind, read, argument in requests:
+                if kind == EVENTS:
+                    committer.submit(sink, call_id, argument)
+                else:
+                    committer.submit(sink, call_id, read=read, argument=argument, write=kind == WRITE)
+    except ConnectionResetError:
+        pass  # the parent is gone
     finally:
+        committer.close()  # what was queued is committed (and answered, if anyone still listens)
         runtime.close()
 
 
@@ -317,30 +336,6 @@ def _batches(channel: socket.socket) -> Any:
         del buffer[:at]
         if requests:
             yield requests
-
-
-def run(committer: GroupCommitter, signer: Callable[[], Any], requests: list[Request]) -> list[Answer]:
-    """One batch: the writes (committed first), then the reads and entries, one durable commit, the answers."""
-    jobs: list[tuple[int, Job[Any, Any]]] = []
-    for call_id, kind, read, argument in requests:
-        if kind == EVENTS:
-            jobs.append((call_id, Job(None, argument)))
-        else:
-            jobs.append((call_id, Job(None, read=read, argument=argument)))
-    writes = [job for (_, job), (_, kind, _, _) in zip(jobs, requests, strict=True) if kind == WRITE]
-    if writes:
-        committer.run_writes(writes)
-    ready = [job for _, job in jobs if job.error is None]
-    sequenced = committer.run_batch(ready)
-    placed = {id(job): mine for job, mine in committer.placed(ready, sequenced)}
-    key = signer()
-    answers: list[Answer] = []
-    for call_id, job in jobs:
-        if job.error is not None:
-            answers.append((call_id, None, _portable(job.error)))
-        else:
-            answers.append((call_id, committer.answer(key, job, placed[id(job)]), None))
-    return answers
 
 
 def _portable(error: BaseException) -> BaseException:
