@@ -31,6 +31,10 @@ class AuditNotDurable(ServiceUnavailable):
     code = "audit_unavailable"
     title = "The audit log did not confirm the entry in time; nothing was disclosed, retry later"
 
+    @classmethod
+    def after(cls, seconds: float) -> AuditNotDurable:
+        return cls(f"the audit batch was not durable within {seconds:g} s")
+
 
 class Waiter:
     """One caller waiting for its batch: a lock held until the writer thread releases it.
@@ -57,7 +61,7 @@ class Waiter:
 
     def wait(self, timeout: float) -> list[Sequenced]:
         if not self.done.acquire(timeout=timeout):
-            raise AuditNotDurable(f"the audit batch was not durable within {timeout:g} s")
+            raise AuditNotDurable.after(timeout)
         if self.error is not None:
             raise self.error
         return self.result
@@ -249,7 +253,7 @@ class GroupCommitter:
             async with asyncio.timeout(self._wait):
                 return await waiter.future
         except TimeoutError:
-            raise AuditNotDurable(f"the audit batch was not durable within {self._wait:g} s") from None
+            raise AuditNotDurable.after(self._wait) from None
 
     def _submit(self, job: Job[Any, Any], *, write: bool = False) -> None:
         with self._start_lock:

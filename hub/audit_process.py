@@ -33,7 +33,7 @@ import signal
 import socket
 import struct
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from multiprocessing.process import BaseProcess
 from typing import Any, TypeVar
 
@@ -64,6 +64,12 @@ class AuditProcessFailed(AuditNotDurable):
 def _frame(value: Any) -> bytes:
     data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
     return _FRAME.pack(len(data)) + data
+
+
+async def _receive(reader: asyncio.StreamReader) -> Any:
+    """The next frame's value; IncompleteReadError once the other end has closed."""
+    (size,) = _FRAME.unpack(await reader.readexactly(_FRAME.size))
+    return pickle.loads(await reader.readexactly(size))  # noqa: S301 - our own child, see the module's docstring
 
 
 class ProcessCommitter:
@@ -121,17 +127,19 @@ class ProcessCommitter:
         loop = self._loop
         if loop is None or self._closed:
             raise CommitterClosed("the audit process is not running (not started, or shut down)")
-        with contextlib.suppress(RuntimeError):
-            if asyncio.get_running_loop() is loop:
-                # Blocking here would stop the loop that must carry the answer back.
-                msg = "record() called on the audit process's own event loop; await record_async()"
-                raise RuntimeError(msg)
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:  # no loop in this thread: the usual case
+            running = None
+        if running is loop:  # blocking here would stop the loop that must carry the answer back
+            msg = "record() called on the audit process's own event loop; await record_async()"
+            raise RuntimeError(msg)
         future = asyncio.run_coroutine_threadsafe(self.record_async(events), loop)
         try:
             return future.result(timeout=self._wait + 5)
         except TimeoutError:
             future.cancel()
-            raise AuditNotDurable(f"the audit batch was not durable within {self._wait:g} s") from None
+            raise AuditNotDurable.after(self._wait) from None
 
     async def _call(self, kind: str, read: BatchRead[Any, Any] | None, argument: Any) -> Any:
         if self._closed or self._loop is None:
@@ -149,7 +157,7 @@ class ProcessCommitter:
             async with asyncio.timeout(self._wait):
                 return await future
         except TimeoutError:
-            raise AuditNotDurable(f"the audit batch was not durable within {self._wait:g} s") from None
+            raise AuditNotDurable.after(self._wait) from None
         finally:
             self._waiting.pop(call_id, None)
 
@@ -189,8 +197,7 @@ class ProcessCommitter:
             reader, writer = await asyncio.open_unix_connection(sock=parent_end)
             try:
                 async with asyncio.timeout(self._start_seconds):
-                    (size,) = _FRAME.unpack(await reader.readexactly(_FRAME.size))
-                    ready = pickle.loads(await reader.readexactly(size))  # noqa: S301 - our own child, see above
+                    ready = await _receive(reader)
             except (TimeoutError, asyncio.IncompleteReadError, OSError) as exc:
                 writer.close()
                 await asyncio.to_thread(_stop, child, 5.0)
@@ -203,8 +210,7 @@ class ProcessCommitter:
         """Hand each answer to its caller; when the child is gone, every caller still waiting gets 503."""
         try:
             while True:
-                (size,) = _FRAME.unpack(await reader.readexactly(_FRAME.size))
-                batches, entries, answers = pickle.loads(await reader.readexactly(size))  # noqa: S301
+                batches, entries, answers = await _receive(reader)
                 self.batches, self.entries = batches, entries
                 for call_id, result, error in answers:
                     future = self._waiting.get(call_id)
@@ -287,14 +293,13 @@ def serve(settings: Settings, channel: socket.socket) -> None:
 
     channel.sendall(_frame({"origin": signer.origin}))
     try:
-        for requests in _batches(channel):
-            for call_id, kind, read, argument in requests:
-                if kind == EVENTS:
-                    committer.submit(sink, call_id, argument)
-                else:
-                    committer.submit(sink, call_id, read=read, argument=argument, write=kind == WRITE)
-    except ConnectionResetError:
-        pass  # the parent is gone
+        for call_id, kind, read, argument in _requests(channel):
+            if kind == EVENTS:
+                committer.submit(sink, call_id, argument)
+            else:
+                committer.submit(sink, call_id, read=read, argument=argument, write=kind == WRITE)
+    except (ConnectionResetError, EOFError, pickle.UnpicklingError):
+        pass  # the parent is gone, perhaps in the middle of a frame
     finally:
         committer.close()  # what was queued is committed (and answered, if anyone still listens)
         runtime.close()
@@ -317,25 +322,12 @@ def _answers_frame(committer: GroupCommitter, answers: list[Answer]) -> bytes:
     return _frame((committer.batches, committer.entries, portable))
 
 
-def _batches(channel: socket.socket) -> Any:
-    """Every request that has arrived, in arrival order, once at least one has; ends when the parent closes."""
-    buffer = bytearray()
-    while True:
-        data = channel.recv(1 << 20)
-        if not data:
-            return
-        buffer += data
-        requests: list[Request] = []
-        at = 0
-        while len(buffer) - at >= _FRAME.size:
-            (size,) = _FRAME.unpack_from(buffer, at)
-            if len(buffer) - at - _FRAME.size < size:
-                break
-            requests.extend(pickle.loads(buffer[at + _FRAME.size : at + _FRAME.size + size]))  # noqa: S301
-            at += _FRAME.size + size
-        del buffer[:at]
-        if requests:
-            yield requests
+def _requests(channel: socket.socket) -> Iterator[Request]:
+    """Each request in arrival order, until the parent closes its end (the committer's threads batch them)."""
+    stream = channel.makefile("rb")
+    while len(header := stream.read(_FRAME.size)) == _FRAME.size:
+        (size,) = _FRAME.unpack(header)
+        yield from pickle.loads(stream.read(size))  # noqa: S301 - our own parent, see the module's docstring
 
 
 def _portable(error: BaseException) -> BaseException:

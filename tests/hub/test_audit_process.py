@@ -222,3 +222,19 @@ def test_every_refusal_crosses_the_process_boundary_intact(cls: type[DomainError
     copy = pickle.loads(pickle.dumps(error))  # noqa: S301 - our own bytes
     assert type(copy) is cls
     assert copy.problem() == error.problem() and copy.headers == error.headers and str(copy) == str(error)
+
+
+def test_record_refuses_to_block_its_own_event_loop(process_runtime: Runtime) -> None:
+    committer = ProcessCommitter(process_runtime.settings)
+
+    async def on_the_loop() -> None:
+        await committer.start()
+        try:
+            with pytest.raises(RuntimeError, match="own event loop"):
+                committer.record([_event(1)])  # it would wait for the loop it blocks
+            (receipt,) = await asyncio.to_thread(committer.record, [_event(2)])  # from another thread it works
+            assert receipt.leaf_index == 0
+        finally:
+            await committer.aclose()
+
+    asyncio.run(on_the_loop())
