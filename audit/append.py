@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import base64
+import functools
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -12,7 +13,7 @@ from typing import Any
 import psycopg
 import rfc8785
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import insert, update
+from sqlalchemy import Dialect, insert, update
 from sqlalchemy.orm import Session
 
 from audit.entries import AuditEvent, Receipt, canonical, entry_leaf_hash
@@ -93,7 +94,45 @@ def _insert(session: Session, rows: list[tuple[object, ...]]) -> None:
             raise TypeError(msg)
         _copy_rows(connection, rows)
         return
+    connection = session.connection()
+    if connection.dialect.name == "sqlite":
+        connection.exec_driver_sql(_INSERT_SQLITE, _sqlite_rows(connection.dialect, rows))
+        return
     session.execute(insert(AuditEntry), [dict(zip(_COLUMNS, row, strict=True)) for row in rows])
+
+
+_INSERT_SQLITE = (
+    f"INSERT INTO {AuditEntry.__tablename__} ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"  # noqa: S608
+)
+_DATETIME_COLUMNS = tuple(i for i, name in enumerate(_COLUMNS) if name in {"time", "hidden_until"})
+
+
+def _sqlite_rows(dialect: Dialect, rows: list[tuple[object, ...]]) -> list[tuple[object, ...]]:
+    """The rows as the SQLite driver takes them: the two timestamps through SQLAlchemy's own bind processors.
+
+    SQLAlchemy's executemany builds a parameter dict and runs every column's processor for every row: 45 µs
+    a row, half the audit process's commit time per scan on SQLite. Only the timestamps need converting
+    (UTCDateTime, then SQLite's DATETIME string); the rest are ints, bytes and strings the driver binds as
+    they are. Using the columns' own processors keeps the stored text the same as every other write's.
+    """
+    convert = _timestamp_binders(dialect)
+    out = []
+    for row in rows:
+        values = list(row)
+        for i in _DATETIME_COLUMNS:
+            values[i] = convert[i](values[i])
+        out.append(tuple(values))
+    return out
+
+
+@functools.cache
+def _timestamp_binders(dialect: Dialect) -> dict[int, Callable[[Any], Any]]:
+    binders = {}
+    for i in _DATETIME_COLUMNS:
+        column_type = AuditEntry.__table__.c[_COLUMNS[i]].type
+        process = column_type.dialect_impl(dialect).bind_processor(dialect)
+        binders[i] = process if process is not None else (lambda value: value)
+    return binders
 
 
 def _prepared(events: Sequence[AuditEvent]) -> tuple[list[bytes], list[bytes]]:

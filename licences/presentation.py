@@ -20,7 +20,7 @@ from typing import Any
 import jwt
 import segno
 
-from hub.identity.tokens import algorithms_for_jwk, decode_jwt, public_key, select_jwk, unverified_header
+from hub.identity.tokens import algorithms_for_jwk, decode_es256, public_key, select_jwk, unverified_header
 from hub.keys.service import SigningKey
 from licences.errors import (
     PresentationExpired,
@@ -197,14 +197,8 @@ def verify_presentation(
     if jwk is None or algorithms_for_jwk(jwk) != ALGORITHMS:
         raise PresentationKeyUnknown(f"no published ES256 key {kid!r}")
     try:
-        claims: dict[str, Any] = decode_jwt(
-            token,
-            public_key(jwk),
-            algorithms=ALGORITHMS,
-            issuer=issuer,
-            # The lifetime is checked below, after the signature, against the caller's ``now``.
-            options={"require": REQUIRED, "verify_exp": False, "verify_nbf": False, "verify_iat": False},
-        )
+        # The lifetime is checked below, after the signature, against the caller's ``now``.
+        claims: dict[str, Any] = decode_es256(token, public_key(jwk), issuer=issuer, require=REQUIRED)
     except jwt.InvalidSignatureError as exc:
         raise PresentationSignatureInvalid from exc
     except jwt.InvalidIssuerError as exc:

@@ -360,3 +360,70 @@ def test_a_tampered_token_fails_through_the_faster_reader() -> None:
     with pytest.raises(jwt.PyJWTError):
         tokens.decode_jwt(f"{head}.{forged}.{signature}", _P256.public_key(), algorithms=["ES256"])
     assert tokens.decode_jwt(token, _P256.public_key(), algorithms=["ES256"]) == {"sub": "x"}
+
+
+_ES256_REQUIRED = ["iss", "exp", "jti"]
+_ISSUER = "http://testserver"
+_OTHER_P256 = ec.generate_private_key(ec.SECP256R1())
+_claim_value = st.one_of(
+    st.none(), st.integers(), st.text(max_size=6), st.sampled_from([_ISSUER, ""]), st.lists(st.text(max_size=3))
+)
+_es256_claims = st.dictionaries(st.sampled_from(["iss", "exp", "jti", "sub", "aud", "x"]), _claim_value, max_size=6)
+_es256_header = st.fixed_dictionaries({}, optional={"kid": st.text(max_size=4), "typ": st.text(max_size=8)})
+
+
+def _outcome(decode: Any, token: str) -> Any:
+    try:
+        return decode(token)
+    except jwt.PyJWTError as exc:
+        return type(exc)
+
+
+def _decoders(key: Any) -> tuple[Any, Any]:
+    def pyjwt(token: str) -> Any:
+        options = {"require": _ES256_REQUIRED, "verify_exp": False, "verify_nbf": False, "verify_iat": False}
+        return tokens.decode_jwt(token, key, algorithms=["ES256"], issuer=_ISSUER, options=options)  # type: ignore[arg-type]
+
+    def ours(token: str) -> Any:
+        return tokens.decode_es256(token, key, issuer=_ISSUER, require=_ES256_REQUIRED)
+
+    return pyjwt, ours
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    claims=_es256_claims,
+    header=_es256_header,
+    signer=st.sampled_from(["ours", "other", "hs256"]),
+    mutation=st.one_of(st.none(), st.tuples(st.integers(0, 10_000), st.sampled_from("AB-_.=+x"))),
+)
+def test_the_es256_decoder_agrees_with_pyjwt(
+    claims: dict[str, Any], header: dict[str, Any], signer: str, mutation: tuple[int, str] | None
+) -> None:
+    """decode_es256 (the scan's hot path) accepts exactly what decode_jwt accepts, and refuses with the same error."""
+    payload = json.dumps(claims).encode()  # PyJWT's encode refuses some of these claims (a non-string iss)
+    if signer == "hs256":
+        token = jwt.api_jws.encode(payload, "a shared secret of 32 bytes or more", algorithm="HS256", headers=header)
+    else:
+        key = _P256 if signer == "ours" else _OTHER_P256
+        token = jwt.api_jws.encode(payload, key, algorithm="ES256", headers=header)
+    if mutation is not None:  # one character replaced: a forged signature, a broken segment, a changed claim
+        at, char = mutation[0] % len(token), mutation[1]
+        token = token[:at] + char + token[at + 1 :]
+    pyjwt, ours = _decoders(_P256.public_key())
+    assert _outcome(ours, token) == _outcome(pyjwt, token)
+
+
+def test_the_es256_decoder_accepts_a_good_token_and_refuses_a_forged_one() -> None:
+    """The property above holds on both sides of the line: a real acceptance and a real refusal."""
+    claims = {"iss": _ISSUER, "exp": 1, "jti": "j"}
+    token = jwt.encode(claims, _P256, algorithm="ES256", headers={"kid": "k1"})
+    pyjwt, ours = _decoders(_P256.public_key())
+    assert ours(token) == pyjwt(token) == claims
+    forged = jwt.encode(claims, _OTHER_P256, algorithm="ES256", headers={"kid": "k1"})
+    with pytest.raises(jwt.InvalidSignatureError):
+        ours(forged)
+    head, _, signature = token.split(".")
+    changed = jwt.utils.base64url_encode(json.dumps(claims | {"jti": "k"}).encode()).decode()
+    with pytest.raises(jwt.InvalidSignatureError):  # the claims changed after signing
+        ours(f"{head}.{changed}.{signature}")
