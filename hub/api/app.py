@@ -94,31 +94,38 @@ def create_app(runtime: Runtime, *, start_scheduler: bool = False, served: bool 
     install_problem_handlers(app)
     install_openapi(app)
     # Routes are matched in order, one pattern at a time: the calls made most often come first.
-    app.include_router(exchange.router)
-    app.include_router(scan.router)
-    app.include_router(ops.router)
-    app.include_router(oauth.router)
-    app.include_router(clients.router)
-    app.include_router(admin.router)
-    app.include_router(audit.router)
-    app.include_router(pki.router)
-    app.include_router(tsa.router)
-    app.include_router(seals.router)
-    app.include_router(verify.router)
-    app.include_router(pages.router)
-    app.include_router(portal.router)
-    app.include_router(staff.router)
-    app.include_router(audit_console.router)
-    app.include_router(console.router)
+    for router in (
+        exchange.calls,
+        exchange.router,
+        scan.router,
+        ops.router,
+        oauth.router,
+        clients.router,
+        admin.router,
+        audit.router,
+        pki.router,
+        tsa.router,
+        seals.router,
+        verify.router,
+        pages.router,
+        portal.router,
+        staff.router,
+        audit_console.router,
+        console.router,
+    ):
+        app.include_router(router)
     app.mount("/static", StaticFiles(directory=Path(__file__).parents[1] / "static"), name="static")
-    app.include_router(licences.router)
-    app.include_router(me.router)
-    app.include_router(webhooks.router)
-    app.include_router(catalog_resources.router)
-    app.include_router(catalog_matters.router)
-    app.include_router(catalog_access.router)
-    app.include_router(catalog_objections.router)
-    app.include_router(catalog_dcat.router)
+    for router in (
+        licences.router,
+        me.router,
+        webhooks.router,
+        catalog_resources.router,
+        catalog_matters.router,
+        catalog_access.router,
+        catalog_objections.router,
+        catalog_dcat.router,
+    ):
+        app.include_router(router)
     if settings.is_development:
         app.include_router(devidp.router)
     return app

@@ -90,8 +90,8 @@ def record_refusal(session: Session, runtime: Runtime, exc: DomainError) -> None
 # scope="function": the commit runs before the response leaves (DESIGN.md "no audit, no data").
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
-_bearer = HTTPBearer(auto_error=False, description="Access token from POST /oauth/token")
-BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+bearer = HTTPBearer(auto_error=False, description="Access token from POST /oauth/token")
+BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 
 def require_scope(scope: str | None) -> Any:

@@ -27,6 +27,17 @@ class RequestMetrics:
         self.latency = Histogram(
             "hub_http_request_duration_seconds", "HTTP request latency by route", ["method", "route"], registry=registry
         )
+        # Each (method, route, status)'s two series, looked up once: ``labels()`` checks and locks on every call.
+        # Bounded: routes are the app's path templates ("unmatched" for any other path).
+        self._series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+
+    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        series = self._series.get((method, route, status))
+        if series is None:
+            series = self.requests.labels(method, route, str(status)), self.latency.labels(method, route)
+            self._series[(method, route, status)] = series
+        series[0].inc()
+        series[1].observe(seconds)
 
 
 class GroupCommitMetrics:
@@ -57,7 +68,10 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        supplied = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+        supplied = ""
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                supplied = value.decode("latin-1")  # the last one wins, as in a dict of the headers
         request_id = supplied if _SAFE_ID.match(supplied) else secrets.token_hex(8)
         token = request_id_var.set(request_id)
         scope.setdefault("state", {})["request_id"] = request_id
@@ -77,8 +91,7 @@ class RequestContextMiddleware:
             elapsed = time.perf_counter() - started
             route: Any = scope.get("route")
             path = getattr(route, "path", "unmatched")
-            self.metrics.requests.labels(scope["method"], path, str(status)).inc()
-            self.metrics.latency.labels(scope["method"], path).observe(elapsed)
+            self.metrics.observe(scope["method"], path, status, elapsed)
             log.info(
                 "request",
                 extra={"method": scope["method"], "route": path, "status": status, "ms": round(elapsed * 1000, 2)},

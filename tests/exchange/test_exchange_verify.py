@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import httpx
@@ -11,6 +12,7 @@ from sqlalchemy import func, select
 
 from audit.entries import Receipt
 from audit.models import AuditEntry
+from hub.api.routes import exchange as exchange_routes
 from hub.identity import service as identity
 from hub.runtime import Runtime
 from tests.licences.licencekit import Department, LicenceKit, department_client
@@ -201,3 +203,51 @@ def test_a_client_disabled_after_its_token_was_checked_is_refused_at_once(
     row = _entry(kit.runtime, answer.json()["receipt"])
     assert (row.action, row.outcome, row.error_code) == ("exchange.licence.verified", "denied", "client_disabled")
     assert _entries(kit.runtime) == before + 1
+
+
+_BODY_CASES = [
+    pytest.param(None, id="well-formed"),
+    pytest.param(b'{"certificate_identifier": ', id="bad JSON"),
+    pytest.param(b"", id="empty"),
+    pytest.param(b"[]", id="not an object"),
+    pytest.param(b'{"certificate_identifier": 7}', id="wrong type"),
+    pytest.param(b'{"certificate_identifier": "x", "extra": 1}', id="unknown member"),
+    pytest.param(b'{"sha256": "abc"}', id="too short"),
+]
+
+
+class _CountingJson:
+    """``json`` for the exchange routes' module, counting the bodies its direct path parses."""
+
+    def __init__(self) -> None:
+        self.parsed = 0
+
+    def loads(self, data: bytes) -> Any:
+        self.parsed += 1
+        return json.loads(data)
+
+
+@pytest.mark.parametrize("raw", _BODY_CASES)
+@pytest.mark.parametrize("auth", ["token", "none", "lowercase scheme"])
+def test_the_hot_path_answers_as_fastapi_s_own_handler(
+    kit: LicenceKit, verifier: Department, raw: bytes | None, auth: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``application/json`` takes the route's direct path; with a charset parameter, FastAPI's handler. Same answers."""
+    counting = _CountingJson()
+    monkeypatch.setattr(exchange_routes, "json", counting)
+    licence = kit.issue(kit.request(holder=kit.holder()))
+    identifier = licence["certificate_identifier"]
+    body = raw if raw is not None else json.dumps({"certificate_identifier": identifier}).encode()
+    token = verifier.headers["Authorization"].split(" ", 1)[1]
+    scheme = {"token": "Bearer", "none": None, "lowercase scheme": "bearer"}[auth]
+    headers = {"Authorization": f"{scheme} {token}"} if scheme else {}
+    answers = []
+    for content_type in ("application/json", "application/json; charset=utf-8"):
+        answer = kit.client.post("/v1/exchange/verify", content=body, headers=headers | {"Content-Type": content_type})
+        assert answer.status_code != 500, answer.text
+        shown = {k: v for k, v in answer.json().items() if k not in {"receipt", "checked_at", "instance", "request_id"}}
+        answers.append((answer.status_code, shown))
+    assert answers[0] == answers[1]
+    assert counting.parsed == 1  # the first call only: its body parsed by the direct path, valid or not
+    if raw is None and scheme:
+        assert answers[0][0] == 200 and answers[0][1]["status"] == "valid"

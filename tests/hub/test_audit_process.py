@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 import hub.schema  # noqa: F401 - every package's errors are loaded with its models
-from audit.committer import CommitterClosed
+from audit.committer import AuditNotDurable, CommitterClosed
 from audit.entries import AuditEvent, Receipt
 from audit.models import AuditEntry
 from hub.api.app import create_app
@@ -202,6 +202,31 @@ def test_shutdown_answers_the_calls_in_flight_then_stops_the_child(process_runti
     assert isinstance(late, CommitterClosed)
     assert committer.pid is None  # the child has exited
     assert sorted(_stored(process_runtime)) == list(range(50))
+
+
+def test_a_call_the_child_does_not_answer_in_time_gets_503_and_the_next_one_works(process_runtime: Runtime) -> None:
+    committer = ProcessCommitter(process_runtime.settings, wait_seconds=0.5)
+
+    async def run() -> tuple[object, float, list[Receipt]]:
+        await committer.start()
+        pid = committer.pid
+        assert pid is not None
+        try:
+            os.kill(pid, signal.SIGSTOP)  # alive, reading nothing: only the deadline can end the call
+            started = time.monotonic()
+            (late,) = await asyncio.gather(committer.record_async([_event(1)]), return_exceptions=True)
+            waited = time.monotonic() - started
+            os.kill(pid, signal.SIGCONT)
+            return late, waited, await committer.record_async([_event(2)])
+        finally:
+            await committer.aclose()
+
+    late, waited, receipts = asyncio.run(run())
+    assert isinstance(late, AuditNotDurable) and late.problem()["code"] == "audit_unavailable"
+    assert 0.5 <= waited < 3  # its deadline, plus at most one sweep
+    assert committer.started == 1  # the same child answered the next call
+    # The late call's entry was recorded once the child ran again (the read happened); the next one follows it.
+    assert [r.leaf_index for r in receipts] == [1] and sorted(_stored(process_runtime)) == [0, 1]
 
 
 def _domain_errors() -> list[type[DomainError]]:

@@ -7,7 +7,8 @@ refusal's problem+json carries its receipt.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal, TypeVar
@@ -15,13 +16,14 @@ from typing import Annotated, Any, Literal, TypeVar
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from audit.entries import AuditEvent
 from catalog.models import Matter
 from hub import audited
-from hub.api.deps import BearerDep, RuntimeDep, SessionDep, read_only
+from hub.api.deps import BearerDep, RuntimeDep, SessionDep, bearer, read_only
 from hub.api.schemas import ReceiptOut, Strict
 from hub.clock import utcnow
 from hub.db import begin_read_only
@@ -40,7 +42,43 @@ from hub.runtime import Runtime
 from licences import lifecycle
 from licences.types import get_type_or_raise
 
+
+class _JsonCallRoute(APIRoute):
+    """Verify and fetch: a well-formed call goes straight to its handler; anything else takes FastAPI's own path.
+
+    FastAPI's request handler parses the content type with ``email.message``, then solves the route's
+    dependencies and validates the body through its generic machinery on every call: about a sixth of the API
+    process's time per verify (py-spy, 64 clients). For a call sent as ``application/json`` whose body
+    validates, this handler does the same work directly: ``json.loads``, the body model's own validation (the
+    same model FastAPI validates against), and the same ``HTTPBearer`` for the credentials. Every other call
+    (another content type, bad JSON, a body that does not validate) is handed to FastAPI's handler, which
+    reads the cached body and refuses it exactly as before. The OpenAPI description comes from the signature.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        standard = super().get_route_handler()
+        endpoint = self.endpoint
+        model = self.body_field.field_info.annotation if self.body_field is not None else None
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            raise TypeError(f"{self.path}: the fast path needs one JSON body model")
+
+        async def handle(request: Request) -> Response:
+            if request.headers.get("content-type") == JSON:
+                try:
+                    body = model.model_validate(json.loads(await request.body()))
+                except (ValueError, RecursionError):  # bad JSON, or a ValidationError: FastAPI's answer
+                    return await standard(request)
+                response: Response = await endpoint(request, body, await bearer(request))
+                return response
+            return await standard(request)
+
+        return handle
+
+
 router = APIRouter(prefix="/v1/exchange", tags=["exchange"])
+# The two hot calls, on the route class above; registered before ``router`` (hub.api.app).
+calls = APIRouter(prefix="/v1/exchange", tags=["exchange"], route_class=_JsonCallRoute)
+JSON = "application/json"
 # Handlers on the event loop whose work the audit committer does in batches: their own admission lane.
 POOL_FREE_PATHS = frozenset({"/v1/exchange/verify", "/v1/exchange/fetch"})
 PDF = "application/pdf"
@@ -135,7 +173,7 @@ def _for_enabled_clients(
     return [answers[id(p)] if id(p) in answers else ClientDisabled() for p in pending]
 
 
-@router.post("/verify", response_model=VerifyOut, responses=RATE_LIMITED)
+@calls.post("/verify", response_model=VerifyOut, responses=RATE_LIMITED)
 async def verify_licence(request: Request, body: VerifyRequest, credentials: BearerDep) -> Response:
     """Status and validity of a licence named by identifier, presentation token or file SHA-256; no face data.
 
@@ -380,7 +418,7 @@ class MaterialsCheckOut(BaseModel):
     receipt: ReceiptOut
 
 
-@router.post("/fetch", response_model=FetchOut, responses=RATE_LIMITED)
+@calls.post("/fetch", response_model=FetchOut, responses=RATE_LIMITED)
 async def fetch_licence(request: Request, body: FetchIn, credentials: BearerDep) -> Response:
     """The granted fields of a holder's licence for a matter and case; every check audited, refusals included.
 
