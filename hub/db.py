@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import psycopg
+from psycopg import sql
 from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -98,3 +101,33 @@ def begin_read_only(session: Session) -> None:
 
 def make_session_factory(bind: Any, **kwargs: Any) -> sessionmaker[Session]:
     return sessionmaker(bind=bind, expire_on_commit=False, **kwargs)
+
+
+def copy_rows(session: Session, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    """Stream ``rows`` into ``table`` with PostgreSQL's COPY, in the session's transaction.
+
+    For a batch of rows: one command, without a parameterised statement bound per row in Python (psycopg's
+    executemany sends and prepares each row). Values adapt as psycopg adapts them (wrap JSON in
+    ``psycopg.types.json.Json``). PostgreSQL only (``COPY FROM STDIN``): check ``is_postgresql`` first.
+    """
+    connection = session.connection().connection.driver_connection
+    if not isinstance(connection, psycopg.Connection):
+        msg = "the PostgreSQL dialect runs on psycopg 3 (postgresql+psycopg://)"
+        raise TypeError(msg)
+    copy_into(connection, table, columns, rows)
+
+
+def copy_into(
+    connection: psycopg.Connection[Any], table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]
+) -> None:
+    """:func:`copy_rows` on a plain psycopg connection."""
+    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
+        sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns))
+    )
+    with connection.cursor() as cursor, cursor.copy(statement) as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+def is_postgresql(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
