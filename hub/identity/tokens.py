@@ -112,7 +112,9 @@ decode_jwt = _decoder.decode
 """``jwt.decode`` with the same checks and the faster segment reader: every JWT the hub verifies goes through it."""
 
 
-def decode_es256(token: str, key: ec.EllipticCurvePublicKey, *, issuer: str | None, require: Iterable[str]) -> Any:
+def decode_es256(
+    token: str, key: ec.EllipticCurvePublicKey, *, issuer: str | None, require: Iterable[str]
+) -> dict[str, Any]:
     """The claims of a compact ES256 JWS that ``key`` verifies; ``decode_jwt`` with the lifetime checks off.
 
     For the token the hub checks in bulk, a scanned presentation code. Same checks, same order, same
