@@ -60,9 +60,17 @@ def _json_segment(token: str, index: int, name: str) -> dict[str, Any]:
     if len(segment) > MAX_SEGMENT or len(segment) % 4 == 1 or not _SEGMENT.fullmatch(segment):
         raise jwt.DecodeError(f"Invalid {name} padding")
     try:
-        value = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
-    except (binascii.Error, ValueError, RecursionError) as exc:
+        data = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    except ValueError as exc:  # binascii.Error among them
         raise jwt.DecodeError(f"Invalid {name} string") from exc
+    return _json_bytes(data, name)
+
+
+def _json_bytes(data: bytes, name: str) -> dict[str, Any]:
+    try:
+        value = json.loads(data)
+    except (ValueError, RecursionError) as exc:
+        raise jwt.DecodeError(f"Invalid {name} string: {exc}") from exc
     if not isinstance(value, dict):
         raise jwt.DecodeError(f"Invalid {name} string: must be a json object")
     return value
@@ -168,16 +176,6 @@ def _es256_payload(token: str, key: ec.EllipticCurvePublicKey) -> bytes:
 
 
 _ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
-
-
-def _json_bytes(data: bytes, name: str) -> dict[str, Any]:
-    try:
-        value = json.loads(data)
-    except (ValueError, RecursionError) as exc:
-        raise jwt.DecodeError(f"Invalid {name} string: {exc}") from exc
-    if not isinstance(value, dict):
-        raise jwt.DecodeError(f"Invalid {name} string: must be a json object")
-    return value
 
 
 def public_key(jwk: dict[str, Any]) -> Any:
